@@ -1,0 +1,497 @@
+"""Primitive ops: forward on arrays, backward derived by hand.
+
+Each op takes Tensors (or array-likes / python numbers, treated as
+constants), computes the output array with the backend module ``B.xp``, and
+returns ``make(out, parents, backward)``. Binary ops follow NumPy
+broadcasting; their backward sums each gradient back to its operand's shape
+(:func:`unbroadcast`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+
+from .. import backend as B
+from .tensor import Tensor, _as_data, make
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _t(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _binary_operands(a, b):
+    """Tensors for a binary op; a python number stays a constant of the other's dtype."""
+    if isinstance(a, Tensor) and not isinstance(b, Tensor):
+        b = Tensor(_as_data(b, a.dtype if isinstance(b, (int, float)) else None))
+    elif isinstance(b, Tensor) and not isinstance(a, Tensor):
+        a = Tensor(_as_data(a, b.dtype if isinstance(a, (int, float)) else None))
+    elif not isinstance(a, Tensor):
+        a, b = Tensor(a), Tensor(b)
+    return a, b
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _normalize_axis(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    if isinstance(axis, int):
+        axis = (axis,)
+    return tuple(a % ndim if ndim else a for a in axis)
+
+
+def _expand_reduced(g, shape, axis, keepdims):
+    """Reshape a reduced gradient so that it broadcasts against the input's ``shape``."""
+    if keepdims or g.ndim == len(shape):
+        return g
+    axes = _normalize_axis(axis, len(shape))
+    kept = [1 if i in axes else n for i, n in enumerate(shape)]
+    return g.reshape(kept)
+
+
+# ------------------------------------------------------------------------ arithmetic
+
+
+def add(a, b) -> Tensor:
+    a, b = _binary_operands(a, b)
+    return make(a.data + b.data, (a, b), lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape)))
+
+
+def sub(a, b) -> Tensor:
+    a, b = _binary_operands(a, b)
+    return make(a.data - b.data, (a, b), lambda g: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape)))
+
+
+def mul(a, b) -> Tensor:
+    a, b = _binary_operands(a, b)
+
+    def backward(g):
+        return (
+            unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
+            unbroadcast(g * a.data, b.shape) if b.requires_grad else None,
+        )
+
+    return make(a.data * b.data, (a, b), backward)
+
+
+def div(a, b) -> Tensor:
+    a, b = _binary_operands(a, b)
+    out = a.data / b.data
+
+    def backward(g):
+        return (
+            unbroadcast(g / b.data, a.shape) if a.requires_grad else None,
+            unbroadcast(-g * out / b.data, b.shape) if b.requires_grad else None,
+        )
+
+    return make(out, (a, b), backward)
+
+
+def neg(a) -> Tensor:
+    a = _t(a)
+    return make(-a.data, (a,), lambda g: (-g,))
+
+
+def pow(a, b) -> Tensor:
+    """``a ** b``; d/da = b·a^(b−1), d/db = a^b·log a."""
+    a, b = _binary_operands(a, b)
+    out = a.data**b.data
+
+    def backward(g):
+        ga = gb = None
+        if a.requires_grad:
+            ga = unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape)
+        if b.requires_grad:
+            xp = B.xp
+            log_a = xp.log(xp.where(a.data > 0, a.data, 1))
+            gb = unbroadcast(g * out * log_a, b.shape)
+        return ga, gb
+
+    return make(out, (a, b), backward)
+
+
+def exp(a) -> Tensor:
+    a = _t(a)
+    out = B.xp.exp(a.data)
+    return make(out, (a,), lambda g: (g * out,))
+
+
+def log(a) -> Tensor:
+    a = _t(a)
+    return make(B.xp.log(a.data), (a,), lambda g: (g / a.data,))
+
+
+def log1p(a) -> Tensor:
+    a = _t(a)
+    return make(B.xp.log1p(a.data), (a,), lambda g: (g / (1 + a.data),))
+
+
+def sqrt(a) -> Tensor:
+    a = _t(a)
+    out = B.xp.sqrt(a.data)
+    return make(out, (a,), lambda g: (g / (2 * out),))
+
+
+def square(a) -> Tensor:
+    a = _t(a)
+    return make(a.data * a.data, (a,), lambda g: (2 * g * a.data,))
+
+
+def abs(a) -> Tensor:
+    a = _t(a)
+    return make(B.xp.abs(a.data), (a,), lambda g: (g * B.xp.sign(a.data),))
+
+
+def sign(a) -> Tensor:
+    """The sign, a constant: its gradient is zero almost everywhere."""
+    a = _t(a)
+    return Tensor(B.xp.sign(a.data))
+
+
+def _select(a, b, a_wins, tie):
+    """Shared backward of maximum/minimum: the winner takes g, ties split it."""
+    a, b = _binary_operands(a, b)
+    xp = B.xp
+    out = xp.where(a_wins, a.data, b.data)
+
+    def backward(g):
+        share_a = xp.where(a_wins, 1.0, 0.0).astype(g.dtype) + 0.5 * tie
+        return (
+            unbroadcast(g * share_a, a.shape) if a.requires_grad else None,
+            unbroadcast(g * (1 - share_a), b.shape) if b.requires_grad else None,
+        )
+
+    return make(out, (a, b), backward)
+
+
+def maximum(a, b) -> Tensor:
+    """Elementwise maximum; at a tie each operand gets half the gradient (as torch)."""
+    a, b = _binary_operands(a, b)
+    return _select(a, b, a.data > b.data, a.data == b.data)
+
+
+def minimum(a, b) -> Tensor:
+    """Elementwise minimum; at a tie each operand gets half the gradient (as torch)."""
+    a, b = _binary_operands(a, b)
+    return _select(a, b, a.data < b.data, a.data == b.data)
+
+
+def where(condition, a, b) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b``; the condition carries no gradient."""
+    a, b = _binary_operands(a, b)
+    cond = _as_data(condition).astype(bool)
+    xp = B.xp
+
+    def backward(g):
+        zero = xp.zeros((), dtype=g.dtype)
+        return (
+            unbroadcast(xp.where(cond, g, zero), a.shape) if a.requires_grad else None,
+            unbroadcast(xp.where(cond, zero, g), b.shape) if b.requires_grad else None,
+        )
+
+    return make(xp.where(cond, a.data, b.data), (a, b), backward)
+
+
+def clip(a, min_value, max_value) -> Tensor:
+    """Clamp to [min_value, max_value]; the gradient passes where the input lies inside."""
+    a = _t(a)
+    xp = B.xp
+    lo = -math.inf if min_value is None else min_value
+    hi = math.inf if max_value is None else max_value
+    inside = (a.data >= lo) & (a.data <= hi)
+    return make(xp.clip(a.data, lo, hi), (a,), lambda g: (g * inside,))
+
+
+def cast(a, dtype) -> Tensor:
+    a = _t(a)
+    source = a.dtype
+    return make(a.data.astype(dtype), (a,), lambda g: (g.astype(source),))
+
+
+# ---------------------------------------------------------------------------- matmul
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with NumPy's rules: 1-D operands, and batched (…, n, k) @ (…, k, m)."""
+    a, b = _t(a), _t(b)
+    xp = B.xp
+    out = a.data @ b.data
+
+    def backward(g):
+        ad, bd = a.data, b.data
+        a1, b1 = ad.ndim == 1, bd.ndim == 1
+        A = ad[None, :] if a1 else ad
+        Bm = bd[:, None] if b1 else bd
+        G = g
+        if a1 and b1:
+            G = g.reshape(1, 1)
+        elif a1:
+            G = xp.expand_dims(g, -2)
+        elif b1:
+            G = xp.expand_dims(g, -1)
+        ga = gb = None
+        if a.requires_grad:
+            ga = G @ xp.swapaxes(Bm, -1, -2)
+            ga = unbroadcast(ga, A.shape).reshape(ad.shape)
+        if b.requires_grad:
+            gb = xp.swapaxes(A, -1, -2) @ G
+            gb = unbroadcast(gb, Bm.shape).reshape(bd.shape)
+        return ga, gb
+
+    return make(out, (a, b), backward)
+
+
+def linear(x, kernel, bias=None) -> Tensor:
+    """Fused ``x @ kernel + bias`` for (…, in) @ (in, out): one node instead of two."""
+    x, kernel = _t(x), _t(kernel)
+    out = x.data @ kernel.data
+    if bias is not None:
+        bias = _t(bias)
+        out += bias.data
+
+    def backward(g):
+        g2 = g.reshape(-1, g.shape[-1])
+        gx = (g @ kernel.data.T) if x.requires_grad else None
+        gk = (x.data.reshape(-1, x.shape[-1]).T @ g2) if kernel.requires_grad else None
+        if bias is None:
+            return gx, gk
+        return gx, gk, (g2.sum(axis=0) if bias.requires_grad else None)
+
+    return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
+
+
+# ------------------------------------------------------------------------ reductions
+
+
+def sum(a, axis=None, keepdims=False) -> Tensor:
+    a = _t(a)
+    shape = a.shape
+    xp = B.xp
+    return make(
+        a.data.sum(axis=axis, keepdims=keepdims),
+        (a,),
+        lambda g: (xp.broadcast_to(_expand_reduced(g, shape, axis, keepdims), shape),),
+    )
+
+
+def mean(a, axis=None, keepdims=False) -> Tensor:
+    a = _t(a)
+    shape = a.shape
+    count = math.prod(shape) // builtins.max(1, math.prod(_reduced_shape(shape, axis)))
+    xp = B.xp
+    return make(
+        a.data.mean(axis=axis, keepdims=keepdims),
+        (a,),
+        lambda g: (xp.broadcast_to(_expand_reduced(g, shape, axis, keepdims) / count, shape),),
+    )
+
+
+def _reduced_shape(shape, axis):
+    axes = _normalize_axis(axis, len(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _extreme(a, axis, keepdims, reducer):
+    a = _t(a)
+    shape = a.shape
+    out = reducer(a.data, axis=axis, keepdims=True)
+
+    def backward(g):
+        mask = a.data == out
+        mask = mask / mask.sum(axis=axis, keepdims=True)
+        return (_expand_reduced(g, shape, axis, keepdims) * mask,)
+
+    return make(out if keepdims else out.reshape(_reduced_shape(shape, axis)), (a,), backward)
+
+
+def max(a, axis=None, keepdims=False) -> Tensor:
+    """Maximum over ``axis``; tied maxima share the gradient equally."""
+    return _extreme(a, axis, keepdims, B.xp.max)
+
+
+def min(a, axis=None, keepdims=False) -> Tensor:
+    """Minimum over ``axis``; tied minima share the gradient equally."""
+    return _extreme(a, axis, keepdims, B.xp.min)
+
+
+def var(a, axis=None, keepdims=False) -> Tensor:
+    """Population variance (ddof=0) over ``axis``; d var/dx = 2(x − mean)/N."""
+    a = _t(a)
+    shape = a.shape
+    centered = a.data - a.data.mean(axis=axis, keepdims=True)
+    out = (centered * centered).mean(axis=axis, keepdims=keepdims)
+    count = a.data.size // builtins.max(1, out.size)
+    return make(out, (a,), lambda g: (_expand_reduced(g, shape, axis, keepdims) * (2.0 / count) * centered,))
+
+
+def logsumexp(a, axis=-1, keepdims=False) -> Tensor:
+    """log Σ exp(a) over ``axis``, stable (shifted by the maximum); gradient softmax(a)."""
+    a = _t(a)
+    xp = B.xp
+    shift = a.data.max(axis=axis, keepdims=True)
+    e = xp.exp(a.data - shift)
+    s = e.sum(axis=axis, keepdims=True)
+    out = xp.log(s) + shift
+    shape = a.shape
+
+    def backward(g):
+        return (_expand_reduced(g, shape, axis, keepdims) * (e / s),)
+
+    return make(out if keepdims else xp.squeeze(out, axis=axis), (a,), backward)
+
+
+# ---------------------------------------------------------------------------- shapes
+
+
+def reshape(a, shape) -> Tensor:
+    a = _t(a)
+    source = a.shape
+    return make(a.data.reshape(shape), (a,), lambda g: (g.reshape(source),))
+
+
+def transpose(a, axes=None) -> Tensor:
+    a = _t(a)
+    xp = B.xp
+    inverse = None if axes is None else tuple(xp.argsort(xp.asarray(axes)).tolist())
+    return make(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),))
+
+
+def swapaxes(a, axis1, axis2) -> Tensor:
+    a = _t(a)
+    return make(B.xp.swapaxes(a.data, axis1, axis2), (a,), lambda g: (B.xp.swapaxes(g, axis1, axis2),))
+
+
+def expand_dims(a, axis) -> Tensor:
+    a = _t(a)
+    source = a.shape
+    return make(B.xp.expand_dims(a.data, axis), (a,), lambda g: (g.reshape(source),))
+
+
+def squeeze(a, axis=None) -> Tensor:
+    a = _t(a)
+    source = a.shape
+    return make(B.xp.squeeze(a.data, axis=axis), (a,), lambda g: (g.reshape(source),))
+
+
+def broadcast_to(a, shape) -> Tensor:
+    a = _t(a)
+    source = a.shape
+    return make(B.xp.broadcast_to(a.data, shape), (a,), lambda g: (unbroadcast(g, source),))
+
+
+def _is_advanced(index) -> bool:
+    parts = index if isinstance(index, tuple) else (index,)
+    return builtins.any(isinstance(p, (list, Tensor)) or hasattr(p, "ndim") and p.ndim > 0 for p in parts)
+
+
+def getitem(a, index) -> Tensor:
+    """``a[index]`` for basic (slices, ints, None, Ellipsis) and integer/boolean-array indexing.
+
+    Backward scatters the gradient back; repeated integer indices accumulate.
+    """
+    a = _t(a)
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    xp = B.xp
+    advanced = _is_advanced(index)
+
+    def backward(g):
+        grad = xp.zeros(a.shape, dtype=g.dtype)
+        if advanced:
+            xp.add.at(grad, index, g)
+        else:
+            grad[index] = g
+        return (grad,)
+
+    return make(a.data[index], (a,), backward)
+
+
+def take(a, indices, axis=0) -> Tensor:
+    """Gather along ``axis`` (an embedding lookup); backward accumulates repeated indices."""
+    a = _t(a)
+    idx = _as_data(indices)
+    xp = B.xp
+    axis = axis % a.ndim
+    scatter_index = (slice(None),) * axis + (idx,)
+
+    def backward(g):
+        grad = xp.zeros(a.shape, dtype=g.dtype)
+        xp.add.at(grad, scatter_index, g)
+        return (grad,)
+
+    return make(xp.take(a.data, idx, axis=axis), (a,), backward)
+
+
+def concatenate(tensors, axis=0) -> Tensor:
+    tensors = tuple(_t(t) for t in tensors)
+    xp = B.xp
+    out = xp.concatenate([t.data for t in tensors], axis=axis)
+    bounds = []
+    offset = 0
+    for t in tensors:
+        n = t.shape[axis]
+        bounds.append((offset, offset + n))
+        offset += n
+
+    def backward(g):
+        moved = xp.moveaxis(g, axis, 0)
+        return tuple(xp.moveaxis(moved[lo:hi], 0, axis) for lo, hi in bounds)
+
+    return make(out, tensors, backward)
+
+
+def stack(tensors, axis=0) -> Tensor:
+    tensors = tuple(_t(t) for t in tensors)
+    xp = B.xp
+    out = xp.stack([t.data for t in tensors], axis=axis)
+
+    def backward(g):
+        moved = xp.moveaxis(g, axis, 0)
+        return tuple(moved[i] for i in range(len(tensors)))
+
+    return make(out, tensors, backward)
+
+
+def split(a, indices_or_sections, axis=0) -> list:
+    """Split along ``axis`` into Tensors (each a slice of ``a``)."""
+    a = _t(a)
+    xp = B.xp
+    pieces = xp.split(xp.arange(a.shape[axis]), indices_or_sections)
+    out = []
+    for piece in pieces:
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(int(piece[0]), int(piece[-1]) + 1) if len(piece) else slice(0, 0)
+        out.append(getitem(a, tuple(index)))
+    return out
+
+
+def pad(a, pad_width, constant_values=0.0) -> Tensor:
+    """Constant padding like ``numpy.pad``; backward slices the padding off."""
+    a = _t(a)
+    xp = B.xp
+    width = [tuple(p) for p in pad_width] if not isinstance(pad_width, int) else [(pad_width, pad_width)] * a.ndim
+    out = xp.pad(a.data, width, mode="constant", constant_values=constant_values)
+    inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(width, a.shape))
+    return make(out, (a,), lambda g: (g[inner],))
+
+
+def dropout_mask_apply(a, mask) -> Tensor:
+    """``a * mask`` for a constant mask array (dropout, masking): one node, no mask gradient."""
+    a = _t(a)
+    return make(a.data * mask, (a,), lambda g: (g * mask,))

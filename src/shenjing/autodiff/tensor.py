@@ -1,0 +1,315 @@
+"""The Tensor and the tape: reverse-mode automatic differentiation.
+
+A :class:`Tensor` wraps an array of the backend module. Every primitive op
+(see :mod:`shenjing.autodiff.ops`) computes its output array and, when any
+input requires a gradient and grad mode is on, records on the output its
+parents and a ``backward`` closure: given the gradient of the output it
+returns the gradients of the parents (the chain rule, derived by hand per op).
+
+``loss.backward()`` orders the recorded graph topologically (iteratively, so
+a chain of any length works), walks it from the output back to the leaves,
+and accumulates gradients into the ``.grad`` of leaves that require one.
+A fresh graph is built at every step; after ``backward`` it is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from .. import backend as B
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Run ops without recording them (inference): ``with no_grad(): y = model(x)``."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Re-enable recording inside a :func:`no_grad` block."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, True
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def _as_data(data, dtype=None):
+    """The array held by ``data``; python floats and lists of them become ``floatx`` arrays."""
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = B.xp
+    if not isinstance(data, xp.ndarray):
+        typed = hasattr(data, "dtype")  # NumPy scalars and host arrays keep their dtype
+        data = xp.asarray(data)
+        if not typed and data.dtype.kind == "f":
+            data = data.astype(B.floatx())
+    if dtype is not None and data.dtype != dtype:
+        data = data.astype(dtype)
+    return data
+
+
+class Tensor:
+    """An array with an optional gradient, the node type of the autodiff tape.
+
+    ``data``: the array (shape as given). ``grad``: after ``backward()``, the
+    gradient of the differentiated scalar with respect to this tensor, same
+    shape as ``data`` (leaves only). ``requires_grad``: whether gradients flow
+    to it.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_logits", "name", "__weakref__")
+    __array_priority__ = 1000  # make ndarray + Tensor call Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
+        self.data = _as_data(data, dtype)
+        self.grad = None
+        self.requires_grad = bool(requires_grad)
+        self._parents = ()
+        self._backward = None
+        self._logits = None
+        self.name = name
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self._parents
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        flag = ", requires_grad=True" if self.requires_grad else ""
+        return f"Tensor({B.to_host(self.data)!r}{flag})"
+
+    def numpy(self):
+        """The data as a NumPy array (copied to the host on a GPU)."""
+        return B.to_host(self.data)
+
+    def item(self) -> float:
+        return self.data.item()
+
+    def detach(self) -> Tensor:
+        """A tensor sharing the data but cut from the graph."""
+        return Tensor(self.data)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---------------------------------------------------------------- backward
+    def backward(self, grad=None, retain_graph: bool = False) -> None:
+        """Back-propagate from this tensor, accumulating ``.grad`` into the leaves.
+
+        ``grad`` is the gradient of some scalar with respect to this tensor;
+        it defaults to 1 and may only be left out for a one-element tensor.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward(): this tensor does not require a gradient (no input had requires_grad=True)")
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(f"backward(): grad can be implicit only for a scalar output, got shape {self.shape}")
+            grad = B.xp.ones_like(self.data)
+        else:
+            grad = _as_data(grad, self.data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(): grad of shape {grad.shape} does not match the tensor's shape {self.shape}")
+
+        order = _topological_order(self)
+        grads = {id(self): grad}
+        for node in reversed(order):
+            g = grads.pop(id(node), None)
+            if g is None:
+                continue
+            if not node._parents:
+                node.grad = g if node.grad is None else node.grad + g
+                continue
+            parent_grads = node._backward(g)
+            for parent, pg in zip(node._parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                key = id(parent)
+                previous = grads.get(key)
+                grads[key] = pg if previous is None else previous + pg
+            if not retain_graph:
+                node._parents = ()
+                node._backward = None
+
+    # --------------------------------------------------------------- operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, exponent):
+        return ops.pow(self, exponent)
+
+    def __rpow__(self, base):
+        return ops.pow(base, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # comparisons give plain arrays: they have no gradient
+    def __lt__(self, other):
+        return self.data < _as_data(other)
+
+    def __le__(self, other):
+        return self.data <= _as_data(other)
+
+    def __gt__(self, other):
+        return self.data > _as_data(other)
+
+    def __ge__(self, other):
+        return self.data >= _as_data(other)
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------- method forms
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims=False):
+        return ops.var(self, axis, keepdims)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+
+    def transpose(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else (axes or None))
+
+    @property
+    def T(self):
+        return ops.transpose(self)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def astype(self, dtype):
+        return ops.cast(self, dtype)
+
+
+def make(data, parents: tuple, backward) -> Tensor:
+    """Wrap an op's output ``data``; record ``parents`` and ``backward`` when a gradient is needed.
+
+    ``backward(g)`` must return one gradient (or None) per parent, each of the
+    parent's shape.
+    """
+    out = Tensor.__new__(Tensor)
+    out.data = data
+    out.grad = None
+    out._logits = None
+    out.name = None
+    if _grad_enabled and any(p.requires_grad for p in parents):
+        out.requires_grad = True
+        out._parents = parents
+        out._backward = backward
+    else:
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+    return out
+
+
+def _topological_order(root: Tensor) -> list:
+    """Nodes reachable from ``root`` (requiring grad), parents before children; no recursion."""
+    order = []
+    visited = set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for parent in node._parents:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def as_tensor(x, dtype=None) -> Tensor:
+    """``x`` if it is a Tensor already, else a constant Tensor of it."""
+    if isinstance(x, Tensor):
+        return x if dtype is None or x.dtype == dtype else ops.cast(x, dtype)
+    return Tensor(x, dtype=dtype)
+
+
+from . import ops  # noqa: E402  (ops needs Tensor defined first)

@@ -1,0 +1,141 @@
+"""The array backend: the one place where shenjing meets its array module.
+
+Numeric code never imports NumPy itself; it reaches the array module through
+``backend.xp`` (``from shenjing import backend as B`` then ``B.xp.exp(...)``),
+so that the same code runs on CuPy once ``set_backend('cupy')`` rebinds it.
+
+This module also holds the global numeric settings Keras users know:
+``floatx`` (float32 by default), ``epsilon`` (1e-7), ``image_data_format``
+and the seeded random generator behind every initializer and dropout mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy
+
+xp = numpy
+"""The active array module (``numpy`` or ``cupy``)."""
+
+_FLOATX = "float32"
+_EPSILON = 1e-7
+_IMAGE_DATA_FORMAT = "channels_last"
+_rng = numpy.random.default_rng()
+
+
+def set_backend(name: str) -> None:
+    """Switch the array module: ``'numpy'`` or ``'cupy'``."""
+    global xp
+    if name == "numpy":
+        xp = numpy
+    elif name == "cupy":
+        try:
+            import cupy
+        except ImportError as err:  # pragma: no cover - depends on the machine
+            raise ImportError("set_backend('cupy') needs the optional extra: pip install shenjing[cupy]") from err
+        xp = cupy
+    else:
+        raise ValueError(f"set_backend: unknown backend {name!r}; expected 'numpy' or 'cupy'")
+
+
+def backend() -> str:
+    """The name of the active array module."""
+    return xp.__name__
+
+
+def floatx() -> str:
+    """The default float type of weights and data: ``'float32'`` unless changed."""
+    return _FLOATX
+
+
+def set_floatx(value: str) -> None:
+    """Set the default float type (``'float16'``, ``'float32'`` or ``'float64'``)."""
+    global _FLOATX
+    if value not in ("float16", "float32", "float64"):
+        raise ValueError(f"set_floatx: expected 'float16', 'float32' or 'float64', got {value!r}")
+    _FLOATX = value
+
+
+def epsilon() -> float:
+    """The fuzz factor used by losses and metrics to keep logs and divisions finite."""
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    global _EPSILON
+    _EPSILON = float(value)
+
+
+def image_data_format() -> str:
+    """``'channels_last'`` (N, H, W, C) or ``'channels_first'`` (N, C, H, W)."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(value: str) -> None:
+    global _IMAGE_DATA_FORMAT
+    if value not in ("channels_last", "channels_first"):
+        raise ValueError(f"set_image_data_format: expected 'channels_last' or 'channels_first', got {value!r}")
+    _IMAGE_DATA_FORMAT = value
+
+
+def shenjing_home() -> str:
+    """The shenjing home directory: ``$SHENJING_HOME`` or ``~/.shenjing``."""
+    return os.environ.get("SHENJING_HOME") or os.path.join(os.path.expanduser("~"), ".shenjing")
+
+
+def _read_config() -> None:
+    """Apply ``shenjing.json`` from the home directory, if present (like ``keras.json``)."""
+    path = os.path.join(shenjing_home(), "shenjing.json")
+    if not os.path.isfile(path):
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a valid JSON config file ({err})") from err
+    if "floatx" in config:
+        set_floatx(config["floatx"])
+    if "epsilon" in config:
+        set_epsilon(config["epsilon"])
+    if "image_data_format" in config:
+        set_image_data_format(config["image_data_format"])
+    if "backend" in config:
+        set_backend(config["backend"])
+
+
+def rng() -> numpy.random.Generator:
+    """The global host random generator, reseeded by :func:`set_random_seed`."""
+    return _rng
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed every random source shenjing uses, so that one call makes a run reproducible."""
+    global _rng
+    import random
+
+    random.seed(seed)
+    numpy.random.seed(seed % 2**32)
+    _rng = numpy.random.default_rng(seed)
+    if xp is not numpy:  # pragma: no cover - GPU only
+        xp.random.seed(seed % 2**32)
+
+
+def to_host(array):
+    """Return ``array`` as a NumPy array (a no-op on the CPU)."""
+    if xp is numpy or isinstance(array, numpy.ndarray):
+        return numpy.asarray(array)
+    return xp.asnumpy(array)  # pragma: no cover - GPU only
+
+
+def asarray(data, dtype=None):
+    """Convert ``data`` (array, list, scalar, host array) to an array of the active module."""
+    return xp.asarray(data, dtype=dtype)
+
+
+def is_float_dtype(dtype) -> bool:
+    return numpy.dtype(dtype).kind == "f"
+
+
+_read_config()
