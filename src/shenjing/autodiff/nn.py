@@ -203,18 +203,26 @@ def log_softmax(x, axis=-1) -> Tensor:
 def softmax_cross_entropy(logits, labels, axis=-1) -> Tensor:
     """Per-sample −Σ y·log softmax(z) over ``axis`` from logits, fused and stable.
 
-    ``labels``: one-hot / probability targets of the logits' shape, or integer
-    class indices of the logits' shape without ``axis`` (sparse). Output: the
-    logits' shape without ``axis``. Gradient w.r.t. logits: (softmax(z) − y)·g.
+    ``labels``: one-hot / probability targets of the logits' shape (any dtype;
+    they may require a gradient), or class indices of the logits' shape without
+    ``axis`` (sparse: told apart by the number of dimensions; integer or
+    integral-float arrays or Tensors). Output: the logits' shape without
+    ``axis``. Gradient w.r.t. logits: (softmax(z)·Σy − y)·g; w.r.t. dense labels: −log softmax(z)·g.
     """
     z = _t(logits)
     xp = B.xp
     axis = axis % z.ndim
     shifted = z.data - z.data.max(axis=axis, keepdims=True)
     log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
-    sparse = not isinstance(labels, Tensor) and _as_data(labels).dtype.kind in "iub"
+    label_data = _as_data(labels)
+    sparse = label_data.ndim == z.ndim - 1
     if sparse:
-        idx = xp.expand_dims(_as_data(labels).astype("int64"), axis)
+        expected = z.shape[:axis] + z.shape[axis + 1:]
+        if label_data.shape != expected:
+            raise ValueError(
+                f"softmax_cross_entropy: sparse labels must have the logits' shape without axis {axis}, "
+                f"{expected}; got {label_data.shape}")
+        idx = xp.expand_dims(label_data.astype("int64"), axis)
         out = -xp.take_along_axis(log_probs, idx, axis=axis).squeeze(axis)
 
         def backward(g):
@@ -225,12 +233,13 @@ def softmax_cross_entropy(logits, labels, axis=-1) -> Tensor:
         return make(out, (z,), backward)
 
     y = _t(labels)
-    out = -(y.data * log_probs).sum(axis=axis)
+    y_data = y.data.astype(z.dtype, copy=False) if z.dtype.kind == "f" else y.data
+    out = -(y_data * log_probs).sum(axis=axis)
 
     def backward_dense(g):
         g = xp.expand_dims(g, axis)
-        y_sum = y.data.sum(axis=axis, keepdims=True)
-        gz = (xp.exp(log_probs) * y_sum - y.data) * g if z.requires_grad else None
+        y_sum = y_data.sum(axis=axis, keepdims=True)
+        gz = unbroadcast((xp.exp(log_probs) * y_sum - y_data) * g, z.shape) if z.requires_grad else None
         gy = unbroadcast(-log_probs * g, y.shape) if y.requires_grad else None
         return gz, gy
 

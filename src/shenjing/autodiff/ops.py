@@ -22,15 +22,46 @@ def _t(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _scalar_dtype(scalar, other):
+    """The dtype a python number takes next to the array ``other``: ``other``'s own,
+    except that a python float next to an integer array becomes ``floatx``."""
+    if isinstance(scalar, float) and other.dtype.kind not in "fc":
+        return B.floatx()
+    return other.dtype
+
+
+def _constant_like(x, ref: Tensor) -> Tensor:
+    """``x`` (not a Tensor) as a constant operand next to the Tensor ``ref``.
+
+    A python number takes ``ref``'s dtype (:func:`_scalar_dtype`); next to a float
+    Tensor, a numeric array constant takes its dtype too, so that a float64 (or
+    integer) NumPy array never silently upcasts float32 data.
+    """
+    if isinstance(x, (int, float)):
+        return Tensor(_as_data(x, _scalar_dtype(x, ref)))
+    data = _as_data(x)
+    if ref.dtype.kind == "f" and data.dtype.kind in "fiub" and data.dtype != ref.dtype:
+        data = data.astype(ref.dtype)
+    return Tensor(data)
+
+
 def _binary_operands(a, b):
-    """Tensors for a binary op; a python number stays a constant of the other's dtype."""
+    """Tensors for a binary op; a constant (python number, array) takes the other's dtype."""
     if isinstance(a, Tensor) and not isinstance(b, Tensor):
-        b = Tensor(_as_data(b, a.dtype if isinstance(b, (int, float)) else None))
+        b = _constant_like(b, a)
     elif isinstance(b, Tensor) and not isinstance(a, Tensor):
-        a = Tensor(_as_data(a, b.dtype if isinstance(a, (int, float)) else None))
+        a = _constant_like(a, b)
     elif not isinstance(a, Tensor):
         a, b = Tensor(a), Tensor(b)
     return a, b
+
+
+def _operand_list(items) -> tuple:
+    """Tensors for concatenate/stack: constants take the dtype of the first float Tensor among them."""
+    ref = next((t for t in items if isinstance(t, Tensor) and t.dtype.kind == "f"), None)
+    if ref is None:
+        return tuple(_t(t) for t in items)
+    return tuple(t if isinstance(t, Tensor) else _constant_like(t, ref) for t in items)
 
 
 def unbroadcast(grad, shape):
@@ -169,7 +200,7 @@ def _select(a, b, a_wins, tie):
     out = xp.where(a_wins, a.data, b.data)
 
     def backward(g):
-        share_a = xp.where(a_wins, 1.0, 0.0).astype(g.dtype) + 0.5 * tie
+        share_a = a_wins.astype(g.dtype) + tie.astype(g.dtype) * 0.5
         return (
             unbroadcast(g * share_a, a.shape) if a.requires_grad else None,
             unbroadcast(g * (1 - share_a), b.shape) if b.requires_grad else None,
@@ -210,10 +241,21 @@ def clip(a, min_value, max_value) -> Tensor:
     """Clamp to [min_value, max_value]; the gradient passes where the input lies inside."""
     a = _t(a)
     xp = B.xp
-    lo = -math.inf if min_value is None else min_value
-    hi = math.inf if max_value is None else max_value
-    inside = (a.data >= lo) & (a.data <= hi)
-    return make(xp.clip(a.data, lo, hi), (a,), lambda g: (g * inside,))
+    d = a.data
+    # bounds take the input's dtype (a numpy float64 bound must not upcast float32 data)
+    lo = None if min_value is None else _as_data(min_value, d.dtype)
+    hi = None if max_value is None else _as_data(max_value, d.dtype)
+    out = d
+    inside = xp.ones(d.shape, dtype=bool)
+    if lo is not None:
+        out = xp.maximum(out, lo)
+        inside = inside & (d >= lo)
+    if hi is not None:
+        out = xp.minimum(out, hi)
+        inside = inside & (d <= hi)
+    if out is d:
+        out = d.copy()
+    return make(out, (a,), lambda g: (g * inside,))
 
 
 def cast(a, dtype) -> Tensor:
@@ -227,7 +269,7 @@ def cast(a, dtype) -> Tensor:
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands, and batched (…, n, k) @ (…, k, m)."""
-    a, b = _t(a), _t(b)
+    a, b = _binary_operands(a, b)
     xp = B.xp
     out = a.data @ b.data
 
@@ -257,11 +299,11 @@ def matmul(a, b) -> Tensor:
 
 def linear(x, kernel, bias=None) -> Tensor:
     """Fused ``x @ kernel + bias`` for (…, in) @ (in, out): one node instead of two."""
-    x, kernel = _t(x), _t(kernel)
+    x, kernel = _binary_operands(x, kernel)
     out = x.data @ kernel.data
     if bias is not None:
-        bias = _t(bias)
-        out += bias.data
+        bias = bias if isinstance(bias, Tensor) else _constant_like(bias, kernel)
+        out = out + bias.data
 
     def backward(g):
         g2 = g.reshape(-1, g.shape[-1])
@@ -269,7 +311,7 @@ def linear(x, kernel, bias=None) -> Tensor:
         gk = (x.data.reshape(-1, x.shape[-1]).T @ g2) if kernel.requires_grad else None
         if bias is None:
             return gx, gk
-        return gx, gk, (g2.sum(axis=0) if bias.requires_grad else None)
+        return gx, gk, (unbroadcast(g, bias.shape) if bias.requires_grad else None)
 
     return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
 
@@ -311,8 +353,8 @@ def _extreme(a, axis, keepdims, reducer):
     out = reducer(a.data, axis=axis, keepdims=True)
 
     def backward(g):
-        mask = a.data == out
-        mask = mask / mask.sum(axis=axis, keepdims=True)
+        mask = (a.data == out).astype(g.dtype)
+        mask /= mask.sum(axis=axis, keepdims=True)
         return (_expand_reduced(g, shape, axis, keepdims) * mask,)
 
     return make(out if keepdims else out.reshape(_reduced_shape(shape, axis)), (a,), backward)
@@ -343,6 +385,7 @@ def logsumexp(a, axis=-1, keepdims=False) -> Tensor:
     a = _t(a)
     xp = B.xp
     shift = a.data.max(axis=axis, keepdims=True)
+    shift = xp.where(xp.isfinite(shift), shift, xp.zeros((), shift.dtype))  # all -inf gives -inf, not nan
     e = xp.exp(a.data - shift)
     s = e.sum(axis=axis, keepdims=True)
     out = xp.log(s) + shift
@@ -366,7 +409,9 @@ def reshape(a, shape) -> Tensor:
 def transpose(a, axes=None) -> Tensor:
     a = _t(a)
     xp = B.xp
-    inverse = None if axes is None else tuple(xp.argsort(xp.asarray(axes)).tolist())
+    if axes is not None:
+        axes = tuple(int(ax) % a.ndim for ax in axes)  # negative axes: argsort needs them normalized
+    inverse = None if axes is None else tuple(B.to_host(xp.argsort(xp.asarray(axes))).tolist())
     return make(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),))
 
 
@@ -426,6 +471,8 @@ def take(a, indices, axis=0) -> Tensor:
     """Gather along ``axis`` (an embedding lookup); backward accumulates repeated indices."""
     a = _t(a)
     idx = _as_data(indices)
+    if idx.dtype.kind not in "iu":  # float ids (Keras feeds embeddings float tensors) become integers
+        idx = idx.astype("int64")
     xp = B.xp
     axis = axis % a.ndim
     scatter_index = (slice(None),) * axis + (idx,)
@@ -439,7 +486,7 @@ def take(a, indices, axis=0) -> Tensor:
 
 
 def concatenate(tensors, axis=0) -> Tensor:
-    tensors = tuple(_t(t) for t in tensors)
+    tensors = _operand_list(list(tensors))
     xp = B.xp
     out = xp.concatenate([t.data for t in tensors], axis=axis)
     bounds = []
@@ -457,7 +504,7 @@ def concatenate(tensors, axis=0) -> Tensor:
 
 
 def stack(tensors, axis=0) -> Tensor:
-    tensors = tuple(_t(t) for t in tensors)
+    tensors = _operand_list(list(tensors))
     xp = B.xp
     out = xp.stack([t.data for t in tensors], axis=axis)
 
@@ -485,13 +532,42 @@ def pad(a, pad_width, constant_values=0.0) -> Tensor:
     """Constant padding like ``numpy.pad``; backward slices the padding off."""
     a = _t(a)
     xp = B.xp
-    width = [tuple(p) for p in pad_width] if not isinstance(pad_width, int) else [(pad_width, pad_width)] * a.ndim
+    width = _pad_widths(pad_width, a.ndim)
     out = xp.pad(a.data, width, mode="constant", constant_values=constant_values)
     inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(width, a.shape))
     return make(out, (a,), lambda g: (g[inner],))
 
 
+def _pad_widths(pad_width, ndim):
+    """``numpy.pad``'s ``pad_width`` forms (n, (before, after), or one pair per axis) as one pair per axis."""
+    def pair(p):
+        if hasattr(p, "__len__"):
+            if len(p) == 1:
+                return (int(p[0]), int(p[0]))
+            if len(p) == 2:
+                return (int(p[0]), int(p[1]))
+            raise ValueError(f"pad: each pad width must be n or (before, after), got {p!r}")
+        return (int(p), int(p))
+
+    if not hasattr(pad_width, "__len__"):
+        return [pair(pad_width)] * ndim
+    widths = list(pad_width)
+    if widths and not builtins.any(hasattr(p, "__len__") for p in widths):
+        return [pair(widths)] * ndim  # (before, after) or (n,) for every axis
+    if len(widths) == 1:
+        return [pair(widths[0])] * ndim
+    if len(widths) != ndim:
+        raise ValueError(f"pad: expected {ndim} (before, after) pairs for a {ndim}-D input, got {pad_width!r}")
+    return [pair(p) for p in widths]
+
+
 def dropout_mask_apply(a, mask) -> Tensor:
-    """``a * mask`` for a constant mask array (dropout, masking): one node, no mask gradient."""
+    """``a * mask`` for a constant mask array (dropout, masking): one node, no mask gradient.
+
+    The mask takes the input's dtype (a float64 or boolean mask keeps float32 data float32).
+    """
     a = _t(a)
+    mask = _as_data(mask)
+    if a.dtype.kind == "f" and mask.dtype != a.dtype:
+        mask = mask.astype(a.dtype)
     return make(a.data * mask, (a,), lambda g: (g * mask,))

@@ -54,6 +54,10 @@ def _as_data(data, dtype=None):
     xp = B.xp
     if not isinstance(data, xp.ndarray):
         typed = hasattr(data, "dtype")  # NumPy scalars and host arrays keep their dtype
+        if dtype is not None and not typed:
+            # straight to the requested dtype: a detour through floatx would round
+            # a python float meant for float64 to float32 precision
+            return xp.asarray(data, dtype=dtype)
         data = xp.asarray(data)
         if not typed and data.dtype.kind == "f":
             data = data.astype(B.floatx())
@@ -102,7 +106,8 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
-        return not self._parents
+        """True for tensors made by the user (and op outputs that record no graph)."""
+        return self._backward is None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -149,19 +154,28 @@ class Tensor:
             g = grads.pop(id(node), None)
             if g is None:
                 continue
-            if not node._parents:
-                node.grad = g if node.grad is None else node.grad + g
+            if node._backward is None:  # a leaf: accumulate into .grad
+                if node.grad is None:
+                    # always a fresh, writable array of the leaf's dtype: ``g`` may be a
+                    # read-only broadcast view, or the very array handed to another leaf
+                    node.grad = g.astype(node.data.dtype) if node.data.dtype.kind == "f" else g.copy()
+                else:
+                    node.grad = node.grad + g
                 continue
             parent_grads = node._backward(g)
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
+                if pg.shape != parent.data.shape:
+                    raise RuntimeError(
+                        f"backward(): {getattr(node._backward, '__qualname__', 'an op')} returned a gradient "
+                        f"of shape {pg.shape} for an input of shape {parent.data.shape}")
                 key = id(parent)
                 previous = grads.get(key)
                 grads[key] = pg if previous is None else previous + pg
             if not retain_graph:
                 node._parents = ()
-                node._backward = None
+                node._backward = _released
 
     # --------------------------------------------------------------- operators
     def __add__(self, other):
@@ -283,6 +297,14 @@ def make(data, parents: tuple, backward) -> Tensor:
         out._parents = ()
         out._backward = None
     return out
+
+
+def _released(g):
+    """Stands in for the ``backward`` of a node whose graph an earlier ``backward()`` freed."""
+    raise RuntimeError(
+        "backward(): the graph through this tensor was already freed by an earlier backward(); "
+        "pass retain_graph=True to the first call to back-propagate twice, or detach() the tensor "
+        "to use it as a constant")
 
 
 def _topological_order(root: Tensor) -> list:

@@ -18,7 +18,11 @@ class Variable(Tensor):
 
     def __init__(self, value, name: str | None = None, trainable: bool = True, constraint=None,
                  regularizer=None, dtype=None):
-        super().__init__(_as_data(value, dtype or B.floatx()), requires_grad=trainable, name=name)
+        data = _as_data(value, dtype or B.floatx())
+        source = value.data if isinstance(value, Tensor) else value
+        if isinstance(source, B.xp.ndarray) and B.xp.may_share_memory(data, source):
+            data = data.copy()  # the variable owns its array: in-place updates must not write into the caller's
+        super().__init__(data, requires_grad=trainable, name=name)
         self.trainable = trainable
         self.constraint = constraint
         self.regularizer = regularizer

@@ -122,6 +122,13 @@ def set_random_seed(seed: int) -> None:
         xp.random.seed(seed % 2**32)
 
 
+def clear_session() -> None:
+    """Reset the default layer names (``dense``, ``dense_1``, …) as Keras's ``clear_session`` does."""
+    from ..utils.naming import reset_names
+
+    reset_names()
+
+
 def to_host(array):
     """Return ``array`` as a NumPy array (a no-op on the CPU)."""
     if xp is numpy or isinstance(array, numpy.ndarray):

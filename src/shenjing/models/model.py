@@ -1,0 +1,167 @@
+"""``Model``: the functional graph ``Model(inputs, outputs)`` and the base of subclassed models.
+
+A functional model walks its recorded nodes in topological order; a
+subclassed model runs the user's ``call()``. Both inherit the training API
+(:class:`~shenjing.models.training.Trainer`) and are layers themselves, so a
+model can be called inside another.
+"""
+
+from __future__ import annotations
+
+from ..layers.base import KerasTensor, Layer, _flatten
+from ..layers.core import InputLayer
+from .summary import print_summary
+from .training import Trainer
+
+
+def _graph_nodes(inputs: list, outputs: list) -> list:
+    """The nodes between ``inputs`` and ``outputs``, each after the nodes that feed it (iterative DFS)."""
+    order, state = [], {}
+    stack = [(t.node, False) for t in reversed(outputs)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            state[id(node)] = "done"
+            order.append(node)
+            continue
+        if state.get(id(node)):
+            continue
+        state[id(node)] = "open"
+        stack.append((node, True))
+        for t in reversed(node.inputs):
+            if not state.get(id(t.node)):
+                stack.append((t.node, False))
+    input_ids = {id(t) for t in inputs}
+    for node in order:
+        if isinstance(node.layer, InputLayer) and id(node.outputs[0]) not in input_ids:
+            raise ValueError(f"Graph disconnected: the output depends on input {node.layer.name!r}, which is not "
+                             f"among the model's inputs ({', '.join(t.name for t in inputs)})")
+    return order
+
+
+class Model(Trainer, Layer):
+    """A model: ``Model(inputs, outputs)`` (functional) or a subclass defining ``call()``.
+
+    ``inputs`` / ``outputs``: a KerasTensor (from ``Input``) or a list / dict of them.
+    """
+
+    def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        Layer.__init__(self, name=name, trainable=trainable, **kwargs)
+        Trainer.__init__(self)
+        self._is_graph = False
+        if inputs is not None or outputs is not None:
+            if inputs is None or outputs is None:
+                raise ValueError(f"Model {self.name!r}: give both inputs= and outputs=")
+            self._init_graph(inputs, outputs)
+
+    # ------------------------------------------------------------------ graph
+    def _init_graph(self, inputs, outputs) -> None:
+        self._nested_inputs = inputs
+        self._multi_output = isinstance(outputs, (list, tuple, dict))
+        if isinstance(outputs, dict):
+            self._output_names = list(outputs)
+            outputs = list(outputs.values())
+        if isinstance(inputs, dict):
+            inputs = list(inputs.values())
+        self._inputs = [t for t in _flatten(inputs)]
+        self._outputs = [t for t in _flatten(outputs)]
+        for t in self._inputs + self._outputs:
+            if not isinstance(t, KerasTensor):
+                raise TypeError(f"Model {self.name!r}: inputs and outputs must be symbolic tensors from Input() "
+                                f"and layer calls, got {type(t).__name__}")
+        self._nodes = _graph_nodes(self._inputs, self._outputs)
+        seen, layers = set(), []
+        for node in self._nodes:
+            if id(node.layer) not in seen:
+                seen.add(id(node.layer))
+                layers.append(node.layer)
+        self._graph_layers = layers
+        self._layers = []
+        self.__setattr__("_tracked_graph_layers", [layer for layer in layers])
+        if not hasattr(self, "_output_names"):
+            self._output_names = [t.node.layer.name for t in self._outputs]
+        self._is_graph = True
+        self.built = True
+
+    @property
+    def layers(self) -> list:
+        if self._is_graph:
+            return list(self._graph_layers)
+        return list(self._layers)
+
+    @property
+    def inputs(self) -> list:
+        return list(self._inputs) if self._is_graph else None
+
+    @property
+    def outputs(self) -> list:
+        return list(self._outputs) if self._is_graph else None
+
+    @property
+    def input_names(self) -> list:
+        return [t.node.layer.name for t in self._inputs] if self._is_graph else ["input"]
+
+    @property
+    def output_names(self) -> list:
+        return self._output_names if self._is_graph else ["output"]
+
+    def _input_shapes(self) -> list | None:
+        return [t.shape for t in self._inputs] if self._is_graph else None
+
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
+        """A layer by ``name`` or by ``index`` in ``model.layers``."""
+        if index is not None:
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index} is out of range; model {self.name!r} has "
+                                 f"{len(self.layers)} layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r} in model {self.name!r}; its layers are "
+                         f"{[layer.name for layer in self.layers]}")
+
+    def call(self, inputs, training=None):
+        if not self._is_graph:
+            raise NotImplementedError(f"Model {self.name!r}: a subclassed model must define call()")
+        return self._run_graph(inputs, training)
+
+    def _run_graph(self, inputs, training):
+        flat = _flatten(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(flat) != len(self._inputs):
+            raise ValueError(f"Model {self.name!r} expects {len(self._inputs)} input(s), got {len(flat)}")
+        values = {id(t): v for t, v in zip(self._inputs, flat)}
+        for node in self._nodes:
+            if isinstance(node.layer, InputLayer):
+                continue
+            args = _substitute(node.structure, values)
+            out = node.layer(args, training=training, **{k: v for k, v in node.kwargs.items() if k != "training"})
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            for t, v in zip(node.outputs, outs):
+                values[id(t)] = v
+        result = [values[id(t)] for t in self._outputs]
+        return result if self._multi_output else result[0]
+
+    def compute_output_shape(self, input_shape):
+        if self._is_graph:
+            shapes = [t.shape for t in self._outputs]
+            return shapes if self._multi_output else shapes[0]
+        return super().compute_output_shape(input_shape)
+
+    def build(self, input_shape) -> None:
+        self.built = True
+
+    def summary(self, line_length=None, positions=None, print_fn=None) -> None:
+        """Print Keras's table: layer (type), output shape, param #, then the totals."""
+        print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable}
+
+
+def _substitute(structure, values):
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_substitute(s, values) for s in structure)
+    if isinstance(structure, KerasTensor):
+        return values[id(structure)]
+    return structure
