@@ -14,6 +14,7 @@ def _fresh_settings():
     backend.set_floatx("float32")
     backend.set_image_data_format("channels_last")
     backend.set_random_seed(1234)
+    backend.clear_session()
     yield
     backend.set_floatx("float32")
 

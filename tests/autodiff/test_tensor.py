@@ -379,3 +379,18 @@ def test_variable_constraint_and_regularizer_are_stored():
 def test_floatx_setting_is_the_default_dtype(float64):
     assert B.floatx() == "float64"
     assert Variable(np.ones(2, np.float32)).dtype == np.float64
+
+
+def test_python_constants_keep_full_precision_in_float64():
+    x = leaf(1.0)
+    assert (x * 0.1).data == 0.1  # not float32(0.1) widened back to float64
+    assert (0.1 + x).data == 1.1
+    assert ops.clip(x, 0.0, 0.3).data == 0.3
+    np.testing.assert_array_equal(ops.where(x.data > 5, x, 0.1).data, 0.1)
+
+
+def test_numpy_integer_axes_are_accepted():
+    x = leaf(np.arange(6.0).reshape(2, 3))
+    out = ops.sum(x, axis=np.int64(1)) + ops.mean(x, axis=(np.int64(0),)).sum() + ops.max(x, np.int32(-1))
+    ops.sum(out).backward()
+    np.testing.assert_allclose(x.grad, [[2.0, 2.0, 3.0], [2.0, 2.0, 3.0]])  # the mean term is broadcast twice

@@ -80,9 +80,9 @@ def unbroadcast(grad, shape):
 def _normalize_axis(axis, ndim):
     if axis is None:
         return tuple(range(ndim))
-    if isinstance(axis, int):
-        axis = (axis,)
-    return tuple(a % ndim if ndim else a for a in axis)
+    if not isinstance(axis, (tuple, list)):
+        axis = (axis,)  # an int, or a NumPy integer
+    return tuple(int(a) % ndim if ndim else int(a) for a in axis)
 
 
 def _expand_reduced(g, shape, axis, keepdims):
@@ -408,10 +408,10 @@ def reshape(a, shape) -> Tensor:
 
 def transpose(a, axes=None) -> Tensor:
     a = _t(a)
-    xp = B.xp
+    inverse = None
     if axes is not None:
-        axes = tuple(int(ax) % a.ndim for ax in axes)  # negative axes: argsort needs them normalized
-    inverse = None if axes is None else tuple(B.to_host(xp.argsort(xp.asarray(axes))).tolist())
+        axes = tuple(int(ax) % a.ndim for ax in axes)  # negative axes must be normalized to invert
+        inverse = tuple(sorted(range(len(axes)), key=axes.__getitem__))
     return make(a.data.transpose(axes), (a,), lambda g: (g.transpose(inverse),))
 
 

@@ -8,8 +8,11 @@ returns the gradients of the parents (the chain rule, derived by hand per op).
 
 ``loss.backward()`` orders the recorded graph topologically (iteratively, so
 a chain of any length works), walks it from the output back to the leaves,
-and accumulates gradients into the ``.grad`` of leaves that require one.
-A fresh graph is built at every step; after ``backward`` it is released.
+and accumulates gradients into the ``.grad`` of leaves that require one
+(each leaf gets its own fresh, writable array of its own dtype).
+A fresh graph is built at every step; after ``backward`` it is released
+(``retain_graph=True`` keeps it), and back-propagating through a released
+node again raises instead of silently returning a partial gradient.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ class KerasTensor:
     """A symbolic tensor of the functional API: a shape (batch dimension ``None``), a dtype,
     and the node that produced it."""
 
-    def __init__(self, shape, dtype=None, node=None, index: int = 0, name: str | None = None):
+    def __init__(self, shape, dtype=None, node=None, index: int = 0, name: str | None = None, data_format=None):
+        self.data_format = data_format
         self.shape = tuple(shape)
         self.dtype = dtype or B.floatx()
         self.node = node
@@ -75,6 +76,13 @@ def _shape_of(x):
 
 class Layer:
     """Base class of all layers.
+
+    Spatial layers (convolution, pooling, …) take ``data_format=None`` and set
+    ``self._inherit_data_format = data_format is None``: such a layer adopts the
+    data format of the layer that feeds it in a model (so a Keras 1 channels-first
+    ``Convolution2D`` carries its ordering to the pooling after it), else the
+    global ``backend.image_data_format()``; ``self.data_format`` is resolved
+    before ``build`` runs.
 
     Subclasses implement ``build(input_shape)`` (create weights with
     ``add_weight``) and ``call(inputs, training=None)``; ``compute_output_shape``
@@ -234,6 +242,8 @@ class Layer:
 
     def _maybe_build(self, input_shape) -> None:
         if not self.built:
+            if getattr(self, "_inherit_data_format", False) and self.data_format is None:
+                self.data_format = B.image_data_format()
             self.build(input_shape)
             self.built = True
             if self._initial_weights is not None:
@@ -297,13 +307,17 @@ class Layer:
         flat = _flatten(inputs)
         shapes = [x.shape for x in flat]
         input_shape = shapes if isinstance(inputs, (list, tuple)) else shapes[0]
+        upstream_format = next((x.data_format for x in flat if x.data_format), None)
+        if getattr(self, "_inherit_data_format", False) and not self.built:
+            self.data_format = upstream_format or B.image_data_format()
         self._maybe_build(input_shape)
         self._check_symbolic_input(input_shape)
         out_shape = self.compute_output_shape(input_shape)
         multi = isinstance(out_shape, list)
         node = Node(self, flat, [], dict(kwargs, training=training) if training is not None else dict(kwargs))
         node.structure = inputs
-        outputs = [KerasTensor(s, node=node, index=i, name=f"{self.name}_out{i}")
+        data_format = getattr(self, "data_format", None) or upstream_format
+        outputs = [KerasTensor(s, node=node, index=i, name=f"{self.name}_out{i}", data_format=data_format)
                    for i, s in enumerate(out_shape if multi else [out_shape])]
         node.outputs = outputs
         self._inbound_nodes.append(node)

@@ -212,7 +212,8 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = data_format or B.image_data_format()
+        self.data_format = data_format
+        self._inherit_data_format = data_format is None
 
     def call(self, inputs):
         if self.data_format == "channels_first" and inputs.ndim > 2:

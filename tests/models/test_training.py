@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+
+from shenjing import callbacks, layers, optimizers
+from shenjing.models import Model, Sequential
+from shenjing.utils import gradient_check, set_random_seed
+
+
+def blobs(n=120, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.5]])
+    y = rng.integers(0, 3, n)
+    x = centers[y] + rng.normal(0, 0.6, (n, 2))
+    return x.astype("float32"), y
+
+
+def test_gradient_check_whole_model(float64):
+    model = Sequential([layers.Dense(5, activation="tanh", input_shape=(3,), kernel_regularizer="l2"),
+                        layers.Dense(4, activation="softmax")])
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 3))
+    y = np.eye(4)[rng.integers(0, 4, 6)]
+    report = gradient_check(model, x, y)
+    assert set(report) == {w.name for w in model.trainable_weights}
+    assert max(report.values()) < 1e-6
+
+
+def test_functional_model_gradient_check_with_residual_and_concat(float64):
+    inp = layers.Input(shape=(4,))
+    h = layers.Dense(4, activation="elu")(inp)
+    r = layers.Add()([inp, h])
+    c = layers.Concatenate()([r, layers.Dense(2, activation="sigmoid")(inp)])
+    out = layers.Dense(1)(c)
+    model = Model(inp, out)
+    model.compile(optimizer="adam", loss="mse")
+    rng = np.random.default_rng(1)
+    report = gradient_check(model, rng.normal(size=(5, 4)), rng.normal(size=(5, 1)))
+    assert max(report.values()) < 1e-6
+
+
+def test_functional_summary_shows_connections(capsys):
+    a = layers.Input(shape=(3,), name="a")
+    b = layers.Input(shape=(3,), name="b")
+    merged = layers.Add(name="sum")([layers.Dense(3, name="da")(a), b])
+    model = Model([a, b], layers.Dense(1, name="out")(merged), name="two_inputs")
+    model.summary()
+    text = capsys.readouterr().out
+    assert 'Model: "two_inputs"' in text and "Connected to" in text
+    assert "da[0][0]" in text and "b[0][0]" in text
+    assert "Total params: 16" in text
+
+
+def test_same_seed_same_run_bit_for_bit():
+    x, y = blobs()
+
+    def run(seed):
+        set_random_seed(seed)
+        model = Sequential([layers.Dense(8, activation="relu", input_shape=(2,)), layers.Dropout(0.3),
+                            layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+        return history.history["loss"], model.get_weights()
+
+    loss_a, w_a = run(3)
+    loss_b, w_b = run(3)
+    loss_c, _ = run(4)
+    assert loss_a == loss_b
+    assert all(np.array_equal(p, q) for p, q in zip(w_a, w_b))
+    assert loss_a != loss_c
+
+
+def test_ema_model_evaluates_with_averaged_weights():
+    x, y = blobs()
+    set_random_seed(0)
+    model = Sequential([layers.Dense(8, activation="tanh", input_shape=(2,)), layers.Dense(3, activation="softmax")])
+    optimizer = optimizers.SGD(0.1, use_ema=True, ema_momentum=0.9)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=5, batch_size=16, verbose=0)
+    raw = model.get_weights()
+    with optimizer.averaged_weights(model.trainable_weights):
+        averaged = model.get_weights()
+        averaged_accuracy = model.evaluate(x, y, verbose=0)[1]
+    assert not all(np.array_equal(a, b) for a, b in zip(raw, averaged))
+    assert all(np.array_equal(a, b) for a, b in zip(raw, model.get_weights()))
+    assert averaged_accuracy > 0.8
+    np.testing.assert_allclose(averaged[0], optimizer.ema_weights[0])
+
+
+def test_swap_ema_weights_callback_finalizes_into_the_model():
+    x, y = blobs()
+    set_random_seed(0)
+    model = Sequential([layers.Dense(3, activation="softmax", input_shape=(2,))])
+    optimizer = optimizers.Adam(0.05, use_ema=True)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=2, verbose=0, validation_split=0.2, callbacks=[callbacks.SwapEMAWeights()])
+    np.testing.assert_allclose(model.get_weights()[0], optimizer.ema_weights[0])
+
+
+def test_predict_records_no_graph_and_train_step_releases_it():
+    model = Sequential([layers.Dense(2, input_shape=(3,))])
+    model.compile("sgd", "mse")
+    out = model.predict(np.ones((4, 3)))
+    assert isinstance(out, np.ndarray) and out.shape == (4, 2)
+    model.train_on_batch(np.ones((4, 3)), np.zeros((4, 2)))
+    assert all(w.grad is None for w in model.weights)
+
+
+def test_float32_end_to_end_no_upcast():
+    x, y = blobs()
+    model = Sequential([layers.Dense(4, activation="relu", input_shape=(2,)), layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x.astype("float64"), y, epochs=1, verbose=0)
+    assert all(w.dtype == np.float32 for w in model.weights)
+    assert model.predict(x).dtype == np.float32
+    assert all(np.asarray(slot).dtype == np.float32 for key, slot in model.optimizer.get_state().items()
+               if key != "iterations" and hasattr(slot, "dtype") and np.asarray(slot).ndim > 0)
+
+
+def test_fit_before_compile_and_unknown_fit_argument():
+    model = Sequential([layers.Dense(1, input_shape=(2,))])
+    with pytest.raises(RuntimeError, match="must be compiled"):
+        model.fit(np.ones((2, 2)), np.ones((2, 1)))
+    model.compile("sgd", "mse")
+    with pytest.raises(TypeError, match="nb_epochs"):
+        model.fit(np.ones((2, 2)), np.ones((2, 1)), nb_epochs=3)
