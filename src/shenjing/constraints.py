@@ -16,7 +16,7 @@ import numbers
 
 from . import backend as B
 from .autodiff.tensor import Tensor
-from .utils.registry import Registry
+from .utils.registry import Configurable, Registry
 
 CONSTRAINTS = Registry("constraint")
 
@@ -48,27 +48,11 @@ def _norms(w, axis):
     return xp.sqrt(xp.sum(w * w, axis=axis, keepdims=True))
 
 
-class Constraint:
+class Constraint(Configurable):
     """Base class: ``__call__(w) -> array`` (the identity here) and ``get_config()``."""
 
     def __call__(self, w):
         return w
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = object.__hash__
 
 
 @CONSTRAINTS.register("MaxNorm", "max_norm", "maxnorm")
@@ -129,8 +113,9 @@ class MinMaxNorm(Constraint):
         self.min_value = _number(min_value, "min_value", "MinMaxNorm")
         self.max_value = _number(max_value, "max_value", "MinMaxNorm")
         if self.min_value > self.max_value:
-            raise ValueError(f"MinMaxNorm: need min_value <= max_value, got min_value={min_value!r}, "
-                             f"max_value={max_value!r}")
+            raise ValueError(
+                f"MinMaxNorm: need min_value <= max_value, got min_value={min_value!r}, max_value={max_value!r}"
+            )
         self.rate = _number(rate, "rate", "MinMaxNorm")
         self.axis = _axis(axis)
 
@@ -141,8 +126,12 @@ class MinMaxNorm(Constraint):
         return w * (desired / (B.epsilon() + norms))
 
     def get_config(self) -> dict:
-        return {"min_value": self.min_value, "max_value": self.max_value, "rate": self.rate,
-                "axis": _config_axis(self.axis)}
+        return {
+            "min_value": self.min_value,
+            "max_value": self.max_value,
+            "rate": self.rate,
+            "axis": _config_axis(self.axis),
+        }
 
 
 # Function-style names (Keras exports the lowercase names as aliases of the classes).
@@ -156,58 +145,32 @@ min_max_norm = MinMaxNorm
 
 
 def serialize(constraint):
-    """``{'class_name': ..., 'config': {...}}`` for a constraint object; a named function gives its name."""
-    if constraint is None:
-        return None
-    if hasattr(constraint, "get_config") and not isinstance(constraint, type):
-        return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
-    name = getattr(constraint, "__name__", None)
-    if name is None or name == "<lambda>":
-        raise ValueError(f"constraints.serialize: cannot serialize {constraint!r}: not a constraint object "
-                         "with get_config() nor a named function")
-    return name
-
-
-def _build(obj, config: dict):
-    if isinstance(obj, type):
-        return obj.from_config(config) if hasattr(obj, "from_config") else obj(**config)
-    if config:
-        raise ValueError(f"constraints: {obj!r} is a function; it takes no config, got {config!r}")
-    return obj
+    """``{'class_name', 'config'}`` for an object with ``get_config``; a named function gives its name."""
+    return CONSTRAINTS.serialize(constraint)
 
 
 def deserialize(config, custom_objects: dict | None = None):
     """The constraint described by ``config``: a name (defaults) or ``{'class_name', 'config'}``."""
-    if isinstance(config, str):
-        return _build(CONSTRAINTS.lookup(config, custom_objects=custom_objects), {})
-    if isinstance(config, dict):
-        if "class_name" not in config:
-            raise ValueError(f"constraints.deserialize: a config dict needs a 'class_name' key, got {config!r}")
-        inner = config.get("config") or {}
-        if not isinstance(inner, dict):
-            raise ValueError(f"constraints.deserialize: 'config' must be a dict, got {inner!r}")
-        return _build(CONSTRAINTS.lookup(config["class_name"], custom_objects=custom_objects), dict(inner))
-    raise ValueError(
-        f"constraints.deserialize: expected a name or a {{'class_name', 'config'}} dict, got {config!r}")
+    return CONSTRAINTS.deserialize(config, custom_objects, instantiate=None)
 
 
 def get(identifier, custom_objects: dict | None = None):
-    """Resolve a constraint: a name, a config dict, a class (its defaults), a callable
-    (returned as is) or None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier, custom_objects=custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(
-        f"Could not interpret constraint identifier {identifier!r} (type {type(identifier).__name__}): "
-        "expected a name such as 'max_norm', a Constraint, a callable, a config dict or None")
+    """Resolve a name, a config dict, a class (its defaults), a callable (as is) or None."""
+    return CONSTRAINTS.get(identifier, custom_objects, example="max_norm", instantiate=None)
 
 
 __all__ = [
-    "Constraint", "MaxNorm", "NonNeg", "UnitNorm", "MinMaxNorm", "max_norm", "non_neg", "unit_norm",
-    "min_max_norm", "get", "serialize", "deserialize", "CONSTRAINTS",
+    "Constraint",
+    "MaxNorm",
+    "NonNeg",
+    "UnitNorm",
+    "MinMaxNorm",
+    "max_norm",
+    "non_neg",
+    "unit_norm",
+    "min_max_norm",
+    "get",
+    "serialize",
+    "deserialize",
+    "CONSTRAINTS",
 ]

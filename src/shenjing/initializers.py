@@ -21,7 +21,7 @@ import math
 import numbers
 
 from . import backend as B
-from .utils.registry import Registry
+from .utils.registry import Configurable, Registry
 
 INITIALIZERS = Registry("initializer")
 
@@ -38,8 +38,9 @@ def _shape(shape, who: str) -> tuple:
         shape = (shape,)
     if not isinstance(shape, (str, bytes)) and hasattr(shape, "__iter__"):
         shape = tuple(shape)
-    if not isinstance(shape, tuple) \
-            or not all(isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0 for n in shape):
+    if not isinstance(shape, tuple) or not all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n >= 0 for n in shape
+    ):
         raise ValueError(f"{who}: shape must be a tuple of non-negative ints, got {shape!r}")
     return tuple(int(n) for n in shape)
 
@@ -97,8 +98,13 @@ def compute_fans(shape) -> tuple:
 
 
 def _non_negative(value, name: str, who: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < 0 or (positive and value == 0):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < 0
+        or (positive and value == 0)
+    ):
         kind = "positive" if positive else "non-negative"
         raise ValueError(f"{who}: {name} must be a finite {kind} number, got {name}={value!r}")
     return float(value)
@@ -107,30 +113,14 @@ def _non_negative(value, name: str, who: str, positive: bool = False) -> float:
 # ------------------------------------------------------------------------ base class
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: subclasses implement ``__call__(shape, dtype=None)`` and ``get_config()``."""
 
     def __call__(self, shape, dtype=None):
         raise NotImplementedError(f"{type(self).__name__} must implement __call__(shape, dtype=None)")
 
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
     def clone(self):
         return type(self).from_config(self.get_config())
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = object.__hash__
 
 
 # ------------------------------------------------------------------------- constants
@@ -262,8 +252,8 @@ class VarianceScaling(Initializer):
             distribution = "truncated_normal"
         if distribution not in self.DISTRIBUTIONS:
             raise ValueError(
-                f"{who}: distribution must be one of {', '.join(self.DISTRIBUTIONS)}; "
-                f"got distribution={distribution!r}")
+                f"{who}: distribution must be one of {', '.join(self.DISTRIBUTIONS)}; got distribution={distribution!r}"
+            )
         self.mode, self.distribution = mode, distribution
         self.seed = _check_seed(seed, who)
 
@@ -416,63 +406,56 @@ identity = Identity
 # ---------------------------------------------------------------- names and configs
 
 
-def serialize(initializer) -> dict:
-    """``{'class_name': ..., 'config': {...}}`` for an initializer."""
-    if initializer is None:
-        return None
-    if isinstance(initializer, Initializer) or hasattr(initializer, "get_config"):
-        return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
-    name = getattr(initializer, "__name__", None)
-    if name is None or name == "<lambda>":
-        raise ValueError(f"initializers.serialize: cannot serialize {initializer!r}: not an initializer object "
-                         "with get_config() nor a named function")
-    return name
-
-
-def _instantiate(obj, config: dict):
-    if isinstance(obj, type):
-        return obj.from_config(config) if hasattr(obj, "from_config") else obj(**config)
-    if config:  # a plain function registered as a custom object, given arguments
-        raise ValueError(f"initializers: {obj!r} is a function; it takes no config, got {config!r}")
-    return obj
+def serialize(initializer):
+    """``{'class_name', 'config'}`` for an object with ``get_config``; a named function gives its name."""
+    return INITIALIZERS.serialize(initializer)
 
 
 def deserialize(config, custom_objects: dict | None = None):
     """The initializer described by ``config``: a name (defaults) or ``{'class_name', 'config'}``."""
-    if isinstance(config, str):
-        return _instantiate(INITIALIZERS.lookup(config, custom_objects=custom_objects), {})
-    if isinstance(config, dict):
-        if "class_name" not in config:
-            raise ValueError(f"initializers.deserialize: a config dict needs a 'class_name' key, got {config!r}")
-        inner = config.get("config") or {}
-        if not isinstance(inner, dict):
-            raise ValueError(f"initializers.deserialize: 'config' must be a dict, got {inner!r}")
-        return _instantiate(INITIALIZERS.lookup(config["class_name"], custom_objects=custom_objects), dict(inner))
-    raise ValueError(
-        f"initializers.deserialize: expected a name or a {{'class_name', 'config'}} dict, got {config!r}")
+    return INITIALIZERS.deserialize(config, custom_objects, instantiate=None)
 
 
 def get(identifier, custom_objects: dict | None = None):
-    """Resolve an initializer: a name, a config dict, a class (instantiated with its defaults),
-    an instance or any callable ``(shape, dtype=None) -> array`` (returned as is), or None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier, custom_objects=custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(
-        f"Could not interpret initializer identifier {identifier!r} (type {type(identifier).__name__}): "
-        "expected a name such as 'glorot_uniform', an Initializer, a callable, a config dict or None")
+    """Resolve a name, a config dict, a class (its defaults), a callable (as is) or None."""
+    return INITIALIZERS.get(identifier, custom_objects, example="glorot_uniform", instantiate=None)
 
 
 __all__ = [
-    "Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform", "TruncatedNormal",
-    "VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform", "LecunNormal",
-    "Orthogonal", "Identity", "compute_fans", "get", "serialize", "deserialize", "INITIALIZERS",
-    "zeros", "ones", "constant", "random_normal", "random_uniform", "truncated_normal", "variance_scaling",
-    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform", "lecun_normal",
-    "orthogonal", "identity",
+    "Initializer",
+    "Zeros",
+    "Ones",
+    "Constant",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "GlorotUniform",
+    "GlorotNormal",
+    "HeUniform",
+    "HeNormal",
+    "LecunUniform",
+    "LecunNormal",
+    "Orthogonal",
+    "Identity",
+    "compute_fans",
+    "get",
+    "serialize",
+    "deserialize",
+    "INITIALIZERS",
+    "zeros",
+    "ones",
+    "constant",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "variance_scaling",
+    "glorot_uniform",
+    "glorot_normal",
+    "he_uniform",
+    "he_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "identity",
 ]

@@ -21,7 +21,7 @@ import numbers
 from . import backend as B
 from .autodiff import ops
 from .autodiff.tensor import Tensor
-from .utils.registry import Registry
+from .utils.registry import Configurable, Registry
 
 REGULARIZERS = Registry("regularizer")
 
@@ -45,27 +45,11 @@ def _zero(w: Tensor) -> Tensor:
     return Tensor(B.xp.zeros((), dtype=w.dtype))
 
 
-class Regularizer:
+class Regularizer(Configurable):
     """Base class: ``__call__(weight) -> scalar Tensor`` and ``get_config()``."""
 
     def __call__(self, weight) -> Tensor:
         return _zero(_weight(weight))
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other) -> bool:
-        return type(self) is type(other) and self.get_config() == other.get_config()
-
-    __hash__ = object.__hash__
 
 
 def _const(value: float, w: Tensor) -> Tensor:
@@ -193,60 +177,37 @@ orthogonal_regularizer = OrthogonalRegularizer
 
 
 def serialize(regularizer):
-    """``{'class_name': ..., 'config': {...}}`` for a regularizer object; a named function gives its name."""
-    if regularizer is None:
-        return None
-    if hasattr(regularizer, "get_config") and not isinstance(regularizer, type):
-        return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
-    name = getattr(regularizer, "__name__", None)
-    if name is None or name == "<lambda>":
-        raise ValueError(f"regularizers.serialize: cannot serialize {regularizer!r}: not a regularizer object "
-                         "with get_config() nor a named function")
-    return name
+    """``{'class_name', 'config'}`` for an object with ``get_config``; a named function gives its name."""
+    return REGULARIZERS.serialize(regularizer)
 
 
 def _build(obj, config: dict):
-    if isinstance(obj, type):
-        return obj.from_config(config) if hasattr(obj, "from_config") else obj(**config)
-    if obj in (l1, l2, l1_l2):
-        return obj(**config)
-    if config:
-        raise ValueError(f"regularizers: {obj!r} is a function; it takes no config, got {config!r}")
-    return obj
+    """The Keras 2 factory functions l1/l2/l1_l2 take their config as arguments."""
+    return obj(**config) if obj in (l1, l2, l1_l2) else REGULARIZERS.instantiate(obj, config)
 
 
 def deserialize(config, custom_objects: dict | None = None):
     """The regularizer described by ``config``: a name (defaults) or ``{'class_name', 'config'}``."""
-    if isinstance(config, str):
-        return _build(REGULARIZERS.lookup(config, custom_objects=custom_objects), {})
-    if isinstance(config, dict):
-        if "class_name" not in config:
-            raise ValueError(f"regularizers.deserialize: a config dict needs a 'class_name' key, got {config!r}")
-        inner = config.get("config") or {}
-        if not isinstance(inner, dict):
-            raise ValueError(f"regularizers.deserialize: 'config' must be a dict, got {inner!r}")
-        return _build(REGULARIZERS.lookup(config["class_name"], custom_objects=custom_objects), dict(inner))
-    raise ValueError(
-        f"regularizers.deserialize: expected a name or a {{'class_name', 'config'}} dict, got {config!r}")
+    return REGULARIZERS.deserialize(config, custom_objects, instantiate=_build)
 
 
 def get(identifier, custom_objects: dict | None = None):
-    """Resolve a regularizer: a name, a config dict, a class (its defaults), a callable
-    (returned as is) or None."""
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier, custom_objects=custom_objects)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(
-        f"Could not interpret regularizer identifier {identifier!r} (type {type(identifier).__name__}): "
-        "expected a name such as 'l2', a Regularizer, a callable, a config dict or None")
+    """Resolve a name, a config dict, a class (its defaults), a callable (as is) or None."""
+    return REGULARIZERS.get(identifier, custom_objects, example="l2", instantiate=_build)
 
 
 __all__ = [
-    "Regularizer", "L1", "L2", "L1L2", "OrthogonalRegularizer", "l1", "l2", "l1_l2", "orthogonal_regularizer",
-    "get", "serialize", "deserialize", "REGULARIZERS",
+    "Regularizer",
+    "L1",
+    "L2",
+    "L1L2",
+    "OrthogonalRegularizer",
+    "l1",
+    "l2",
+    "l1_l2",
+    "orthogonal_regularizer",
+    "get",
+    "serialize",
+    "deserialize",
+    "REGULARIZERS",
 ]
