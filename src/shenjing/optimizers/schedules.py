@@ -75,52 +75,42 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
+class _StepDecay(LearningRateSchedule):
+    """Shared by the decays driven by ``step / decay_steps`` (floored when ``staircase``)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase: bool = False, name=None):
+        cls = type(self).__name__
+        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate", cls)
+        self.decay_steps = _number(decay_steps, "decay_steps", cls, positive=True)
+        self.decay_rate = _number(decay_rate, "decay_rate", cls)
+        self.staircase = bool(staircase)
+        self.name = name
+
+    def _progress(self, step) -> float:
+        p = float(step) / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
 @SCHEDULES.register("ExponentialDecay")
-class ExponentialDecay(LearningRateSchedule):
+class ExponentialDecay(_StepDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``; the exponent is floored when
     ``staircase`` (the rate then drops in steps every ``decay_steps`` updates)."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase: bool = False, name=None):
-        cls = type(self).__name__
-        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate", cls)
-        self.decay_steps = _number(decay_steps, "decay_steps", cls, positive=True)
-        self.decay_rate = _number(decay_rate, "decay_rate", cls)
-        self.staircase = bool(staircase)
-        self.name = name
-
     def __call__(self, step) -> float:
-        p = float(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate * self.decay_rate ** self._progress(step)
 
 
 @SCHEDULES.register("InverseTimeDecay")
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)``; ``step / decay_steps`` is
     floored when ``staircase``."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase: bool = False, name=None):
-        cls = type(self).__name__
-        self.initial_learning_rate = _number(initial_learning_rate, "initial_learning_rate", cls)
-        self.decay_steps = _number(decay_steps, "decay_steps", cls, positive=True)
-        self.decay_rate = _number(decay_rate, "decay_rate", cls)
-        self.staircase = bool(staircase)
-        self.name = name
-
     def __call__(self, step) -> float:
-        p = float(step) / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self) -> dict:
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(step))
 
 
 @SCHEDULES.register("PiecewiseConstantDecay")
