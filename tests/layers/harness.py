@@ -20,6 +20,7 @@ def layer_test(layer_cls, kwargs, input_shape, expected_output_shape=None, expec
     - ``training_only`` layers differ between training=True and inference, others do not.
     Returns the layer.
     """
+    previous = backend.floatx()
     backend.set_floatx("float64")
     try:
         rng = np.random.default_rng(0)
@@ -52,7 +53,7 @@ def layer_test(layer_cls, kwargs, input_shape, expected_output_shape=None, expec
             np.testing.assert_allclose(trained, inferred)
         return layer
     finally:
-        backend.set_floatx("float32")
+        backend.set_floatx(previous)
 
 
 def layer_gradient_error(layer, x, training=False) -> float:

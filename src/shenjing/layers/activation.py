@@ -81,9 +81,9 @@ class PReLU(_Elementwise):
     def __init__(self, alpha_initializer="zeros", alpha_regularizer=None, alpha_constraint=None, shared_axes=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.alpha_initializer = initializers.get(alpha_initializer)
-        self.alpha_regularizer = regularizers.get(alpha_regularizer)
-        self.alpha_constraint = constraints.get(alpha_constraint)
+        self.alpha_initializer = self._resolve(initializers, alpha_initializer, "alpha_initializer")
+        self.alpha_regularizer = self._resolve(regularizers, alpha_regularizer, "alpha_regularizer")
+        self.alpha_constraint = self._resolve(constraints, alpha_constraint, "alpha_constraint")
         if shared_axes is not None and not isinstance(shared_axes, (list, tuple)):
             shared_axes = [shared_axes]
         self.shared_axes = None if shared_axes is None else tuple(shared_axes)

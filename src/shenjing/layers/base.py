@@ -292,13 +292,32 @@ class Layer:
         out = self.call(inputs, *args, **self._call_kwargs_for(training=training, **kwargs))
         return out
 
+    _accepts_integer_input = False  # True for layers fed indices (Embedding) and for models (pass-through)
+
     def _to_tensor(self, x):
-        if isinstance(x, Tensor) or x is None:
+        """Arrays become Tensors; numbers are cast to the layer's float type (integers too, except for
+        layers that take indices), so that a float32 model never computes in float64."""
+        if x is None:
             return x
-        data = B.asarray(x)
-        if data.dtype.kind == "f" and data.dtype != B.floatx() and self.dtype is None:
-            data = data.astype(B.floatx())
-        return Tensor(data)
+        data = x.data if isinstance(x, Tensor) else B.asarray(x)
+        kind = data.dtype.kind
+        if kind not in "fiub":
+            raise TypeError(f"Layer {self.name!r} ({type(self).__name__}): expected a numeric input, got an array "
+                            f"of dtype {data.dtype}")
+        if kind == "f" or not self._accepts_integer_input:
+            target = self.dtype or B.floatx()
+            if isinstance(x, Tensor):
+                return x if data.dtype == target or kind == "f" else ops.cast(x, target)
+            if data.dtype != target:
+                data = data.astype(target)
+        return x if isinstance(x, Tensor) else Tensor(data)
+
+    def _resolve(self, module, identifier, argument: str):
+        """``module.get(identifier)`` with an error that names this layer and the argument."""
+        try:
+            return module.get(identifier)
+        except ValueError as err:
+            raise ValueError(f"{type(self).__name__} {self.name!r}, argument {argument!r}: {err}") from None
 
     def _check_input(self, inputs) -> None:
         """Hook for layers to validate a concrete input (shape, rank) before ``call``."""

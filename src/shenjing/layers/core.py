@@ -15,6 +15,8 @@ from .base import KerasTensor, Layer, Node, _shape_str, add_activity_loss
 class InputLayer(Layer):
     """The entry point of a functional graph; holds the symbolic input tensor."""
 
+    _accepts_integer_input = True
+
     def __init__(self, shape=None, batch_size=None, dtype=None, name=None, batch_shape=None, input_shape=None,
                  batch_input_shape=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
@@ -92,15 +94,15 @@ class Dense(Layer):
         if units is None or int(units) != units or units <= 0:
             raise ValueError(f"Dense {self.name!r}: units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.activation = activations.get(activation)
+        self.activation = self._resolve(activations, activation, "activation")
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self.kernel_initializer = self._resolve(initializers, kernel_initializer, "kernel_initializer")
+        self.bias_initializer = self._resolve(initializers, bias_initializer, "bias_initializer")
+        self.kernel_regularizer = self._resolve(regularizers, kernel_regularizer, "kernel_regularizer")
+        self.bias_regularizer = self._resolve(regularizers, bias_regularizer, "bias_regularizer")
+        self.activity_regularizer = self._resolve(regularizers, activity_regularizer, "activity_regularizer")
+        self.kernel_constraint = self._resolve(constraints, kernel_constraint, "kernel_constraint")
+        self.bias_constraint = self._resolve(constraints, bias_constraint, "bias_constraint")
 
     def build(self, input_shape) -> None:
         if len(input_shape) < 2:
@@ -150,7 +152,7 @@ class Activation(Layer):
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = activations.get(activation)
+        self.activation = self._resolve(activations, activation, "activation")
 
     def call(self, inputs):
         return self.activation(inputs)

@@ -36,9 +36,11 @@ def to_array_list(data, names: list, argument: str, method: str) -> list | None:
     arrays = []
     for i, d in enumerate(data):
         array = B.asarray(d.data if isinstance(d, Tensor) else d)
-        if array.dtype.kind == "O":
-            raise TypeError(f"{method}: {argument}{'' if len(data) == 1 else f'[{i}]'} could not be read as a "
-                            f"numeric array (got an object array)")
+        if array.dtype.kind not in "fiub":
+            label = argument if len(data) == 1 else f"{argument}[{i}]"
+            raise TypeError(f"{method}: {label} must be numeric (floats, integers or booleans), got an array of "
+                            f"dtype {array.dtype}" + (" — encode text or categories as numbers first"
+                                                      if array.dtype.kind in "USO" else ""))
         if array.dtype.kind == "f" and array.dtype != B.floatx():
             array = array.astype(B.floatx())
         if array.ndim == 0:
@@ -48,6 +50,35 @@ def to_array_list(data, names: list, argument: str, method: str) -> list | None:
         raise ValueError(f"{method}: the model has {len(names)} {'inputs' if argument == 'x' else 'outputs'} "
                          f"({', '.join(names)}), but {argument} holds {len(arrays)} array(s)")
     return arrays
+
+
+def sample_weight_list(sample_weight, output_names: list, n_outputs: int, method: str):
+    """``sample_weight`` (one array, a list per output, or a dict by output name) as a list per output."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, dict):
+        unknown = set(sample_weight) - set(output_names)
+        if unknown:
+            raise ValueError(f"{method}: sample_weight names unknown output(s) {sorted(unknown)}; the outputs are "
+                             f"{output_names}")
+        weights = [sample_weight.get(name) for name in output_names]
+    elif isinstance(sample_weight, (list, tuple)) and n_outputs > 1:
+        if len(sample_weight) != n_outputs:
+            raise ValueError(f"{method}: sample_weight has {len(sample_weight)} entries, but the model has "
+                             f"{n_outputs} outputs")
+        weights = list(sample_weight)
+    else:
+        weights = [sample_weight] * n_outputs
+    out = []
+    for w in weights:
+        if w is None:
+            out.append(None)
+            continue
+        array = B.asarray(w)
+        if array.dtype.kind not in "fiub":
+            raise TypeError(f"{method}: sample_weight must be numeric, got an array of dtype {array.dtype}")
+        out.append(array.astype(B.floatx()))
+    return out
 
 
 def check_finite(arrays, argument: str, method: str) -> None:
@@ -115,53 +146,50 @@ def split_validation(arrays_groups: list, validation_split: float, n: int):
     if cut == 0 or cut == n:
         raise ValueError(f"fit: validation_split={validation_split} leaves {'no training' if cut == 0 else 'no validation'} "
                          f"samples out of {n}")
-    train = [None if g is None else [a[:cut] for a in g] for g in arrays_groups]
-    val = [None if g is None else [a[cut:] for a in g] for g in arrays_groups]
+    train = [None if g is None else [None if a is None else a[:cut] for a in g] for g in arrays_groups]
+    val = [None if g is None else [None if a is None else a[cut:] for a in g] for g in arrays_groups]
     return train, val
 
 
 class ArrayBatches:
-    """Mini-batches of in-memory arrays: ``(xs, ys, sample_weight)`` per step.
+    """Mini-batches of in-memory arrays: ``(xs, ys, sample_weights)`` per step.
 
-    ``shuffle``: True (a new permutation each epoch), ``'batch'`` (shuffle batch
-    order only) or False. ``steps``: cap (or extend, cycling) the batches per epoch.
+    ``shuffle``: True (a new permutation each pass over the data), ``'batch'``
+    (shuffle the order of the batches only) or False. ``steps``: the batches per
+    epoch; with fewer than one pass, the next epoch continues where the last
+    stopped (as Keras does), so every sample is seen.
     """
 
-    def __init__(self, xs, ys=None, sample_weight=None, batch_size=32, shuffle=False, steps=None):
-        self.xs, self.ys, self.sample_weight = xs, ys, sample_weight
+    def __init__(self, xs, ys=None, sample_weights=None, batch_size=32, shuffle=False, steps=None):
+        self.xs, self.ys, self.sample_weights = xs, ys, sample_weights
         self.n = int(xs[0].shape[0])
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.batches_per_pass = math.ceil(self.n / batch_size)
         self.steps = steps or self.batches_per_pass
+        self._stream = self._passes()
 
     def __len__(self) -> int:
         return self.steps
 
-    def _order(self):
+    def _passes(self):
+        """Batches forever, pass after pass, each pass in a new order when shuffling."""
         xp = B.xp
-        if self.shuffle is True or self.shuffle == "true":
-            return xp.asarray(B.rng().permutation(self.n))
-        return None
-
-    def __iter__(self):
-        step = 0
-        while step < self.steps:
-            order = self._order()
+        while True:
+            order = xp.asarray(B.rng().permutation(self.n)) if self.shuffle is True else None
             starts = list(range(0, self.n, self.batch_size))
             if self.shuffle == "batch":
                 starts = [starts[i] for i in B.rng().permutation(len(starts))]
             for start in starts:
-                if step >= self.steps:
-                    return
-                if order is None:
-                    index = slice(start, start + self.batch_size)
-                else:
-                    index = order[start:start + self.batch_size]
+                index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
                 yield ([x[index] for x in self.xs],
                        None if self.ys is None else [y[index] for y in self.ys],
-                       None if self.sample_weight is None else self.sample_weight[index])
-                step += 1
+                       None if self.sample_weights is None else
+                       [None if w is None else w[index] for w in self.sample_weights])
+
+    def __iter__(self):
+        for _ in range(self.steps):
+            yield next(self._stream)
 
 
 class GeneratorBatches:

@@ -39,13 +39,38 @@ def _graph_nodes(inputs: list, outputs: list) -> list:
     return order
 
 
+def _layers_by_depth(nodes: list) -> list:
+    """The graph's layers as Keras lists them: deepest first (inputs first), each once.
+
+    A node's depth is its longest distance to an output; a layer's is that of its deepest node.
+    """
+    depth = {}
+    consumers = {}
+    for node in nodes:
+        for t in node.inputs:
+            consumers.setdefault(id(t.node), []).append(node)
+    for node in reversed(nodes):
+        depth[id(node)] = max((depth[id(c)] + 1 for c in consumers.get(id(node), [])), default=0)
+    layer_depth, first_seen = {}, {}
+    for i, node in enumerate(nodes):
+        key = id(node.layer)
+        layer_depth[key] = max(layer_depth.get(key, 0), depth[id(node)])
+        first_seen.setdefault(key, (i, node.layer))
+    ordered = sorted(first_seen.values(), key=lambda item: (-layer_depth[id(item[1])], item[0]))
+    return [layer for _, layer in ordered]
+
+
 class Model(Trainer, Layer):
     """A model: ``Model(inputs, outputs)`` (functional) or a subclass defining ``call()``.
 
     ``inputs`` / ``outputs``: a KerasTensor (from ``Input``) or a list / dict of them.
     """
 
+    _accepts_integer_input = True  # each layer inside casts what it receives
+
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True, **kwargs):
+        inputs = kwargs.pop("input", inputs)  # Keras 1: Model(input=..., output=...)
+        outputs = kwargs.pop("output", outputs)
         Layer.__init__(self, name=name, trainable=trainable, **kwargs)
         Trainer.__init__(self)
         self._is_graph = False
@@ -70,12 +95,8 @@ class Model(Trainer, Layer):
                 raise TypeError(f"Model {self.name!r}: inputs and outputs must be symbolic tensors from Input() "
                                 f"and layer calls, got {type(t).__name__}")
         self._nodes = _graph_nodes(self._inputs, self._outputs)
-        seen, layers = set(), []
-        for node in self._nodes:
-            if id(node.layer) not in seen:
-                seen.add(id(node.layer))
-                layers.append(node.layer)
-        self._graph_layers = layers
+        self._graph_layers = _layers_by_depth(self._nodes)
+        layers = self._graph_layers
         self._layers = []
         self.__setattr__("_tracked_graph_layers", [layer for layer in layers])
         if not hasattr(self, "_output_names"):
@@ -88,6 +109,19 @@ class Model(Trainer, Layer):
         if self._is_graph:
             return list(self._graph_layers)
         return list(self._layers)
+
+    @property
+    def input(self):
+        """The symbolic input (a list for several inputs), e.g. for ``Model(model.input, layer.output)``."""
+        if not self._is_graph:
+            return Layer.input.fget(self)
+        return self._inputs[0] if len(self._inputs) == 1 else list(self._inputs)
+
+    @property
+    def output(self):
+        if not self._is_graph:
+            return Layer.output.fget(self)
+        return self._outputs[0] if len(self._outputs) == 1 else list(self._outputs)
 
     @property
     def inputs(self) -> list:

@@ -17,7 +17,7 @@ class Sequential(Model):
     def __init__(self, layers=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self._stack = []
-        self._symbolic_output = None
+        self._symbolic_outputs = []  # the symbolic output after each layer, when the input shape is known
         self._input_tensor = None
         for layer in layers or []:
             self.add(layer)
@@ -27,7 +27,7 @@ class Sequential(Model):
         if isinstance(layer, KerasTensor):
             if self._stack or self._input_tensor is not None:
                 raise ValueError(f"Sequential {self.name!r}: an Input can only be the first element")
-            self._input_tensor = self._symbolic_output = layer
+            self._input_tensor = layer
             self._is_graph = False
             return
         if isinstance(layer, InputLayer):
@@ -38,12 +38,16 @@ class Sequential(Model):
         if any(layer is existing for existing in self._stack):
             raise ValueError(f"Sequential {self.name!r}: layer {layer.name!r} is already in the model")
         if not self._stack and self._input_tensor is None and layer._batch_input_shape is not None:
-            self._input_tensor = self._symbolic_output = Input(batch_shape=layer._batch_input_shape)
+            self._input_tensor = Input(batch_shape=layer._batch_input_shape)
         self._stack.append(layer)
         self._layers.append(layer)
-        if self._symbolic_output is not None:
-            self._symbolic_output = layer(self._symbolic_output)
+        if self._input_tensor is not None:
+            self._symbolic_outputs.append(layer(self._symbolic_output))
             self.built = True
+
+    @property
+    def _symbolic_output(self):
+        return self._symbolic_outputs[-1] if self._symbolic_outputs else self._input_tensor
 
     def pop(self) -> Layer:
         """Remove the last layer."""
@@ -51,6 +55,8 @@ class Sequential(Model):
             raise TypeError(f"Sequential {self.name!r}: there is no layer to pop")
         layer = self._stack.pop()
         self._layers.remove(layer)
+        if self._symbolic_outputs:
+            self._symbolic_outputs.pop()
         return layer
 
     @property
@@ -62,9 +68,9 @@ class Sequential(Model):
         if input_shape is None:
             raise ValueError(f"Sequential {self.name!r}: build() needs an input_shape")
         if self._input_tensor is None:
-            self._input_tensor = self._symbolic_output = Input(batch_shape=(None,) + tuple(input_shape[1:]))
+            self._input_tensor = Input(batch_shape=(None,) + tuple(input_shape[1:]))
             for layer in self._stack:
-                self._symbolic_output = layer(self._symbolic_output)
+                self._symbolic_outputs.append(layer(self._symbolic_output))
         self.built = True
 
     def call(self, inputs, training=None):
@@ -83,6 +89,18 @@ class Sequential(Model):
 
     def _input_shapes(self):
         return [self._input_tensor.shape] if self._input_tensor is not None else None
+
+    @property
+    def input(self):
+        if self._input_tensor is None:
+            raise AttributeError(f"Sequential {self.name!r} has no defined input yet")
+        return self._input_tensor
+
+    @property
+    def output(self):
+        if self._input_tensor is None:
+            raise AttributeError(f"Sequential {self.name!r} has no defined output yet")
+        return self._symbolic_output
 
     @property
     def inputs(self):

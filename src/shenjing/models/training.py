@@ -138,14 +138,19 @@ class Trainer:
         out = self(xs[0] if len(xs) == 1 else xs, training=training)
         return list(out) if isinstance(out, (list, tuple)) else [out]
 
-    def _total_loss(self, ys, outputs, sample_weight):
+    def _total_loss(self, ys, outputs, sample_weights):
+        """The weighted sum of the per-output losses plus the regularization penalties.
+
+        ``sample_weights``: None, or one array (or None) per output.
+        """
         total = None
         per_output = []
-        for loss, weight, y, out in zip(self._compiled_losses, self._loss_weights, ys, outputs):
+        sample_weights = sample_weights or [None] * len(outputs)
+        for loss, weight, y, out, sw in zip(self._compiled_losses, self._loss_weights, ys, outputs, sample_weights):
             if loss is None:
                 per_output.append(None)
                 continue
-            value = loss(y, out, sample_weight=sample_weight)
+            value = loss(y, out, sample_weight=sw)
             per_output.append(value)
             term = value if weight == 1.0 else ops.mul(value, weight)
             total = term if total is None else ops.add(total, term)
@@ -153,14 +158,15 @@ class Trainer:
             total = penalty if total is None else ops.add(total, penalty)
         return total, per_output
 
-    def _update_metrics(self, ys, outputs, sample_weight, total, per_output, batch_size: int) -> None:
+    def _update_metrics(self, ys, outputs, sample_weights, total, per_output, batch_size: int) -> None:
         self._loss_tracker.update_state(float(total.data), sample_weight=batch_size)
         for tracker, value in zip(self._output_loss_trackers, per_output):
             if value is not None:
                 tracker.update_state(float(value.data), sample_weight=batch_size)
-        for per, y, out in zip(self._metrics_per_output, ys, outputs):
+        sample_weights = sample_weights or [None] * len(outputs)
+        for per, y, out, sw in zip(self._metrics_per_output, ys, outputs, sample_weights):
             for _, metric, weighted in per:
-                metric.update_state(y, out.data, sample_weight=sample_weight if weighted else None)
+                metric.update_state(y, out.data, sample_weight=sw if weighted else None)
 
     def _prepare_variables(self) -> None:
         """Fix the list of trained variables (and the optimizer's slots, in that order) for this fit."""
@@ -172,12 +178,13 @@ class Trainer:
         outputs = self._forward(xs, training=True)
         total, per_output = self._total_loss(ys, outputs, sample_weight)
         variables = self._train_variables
-        for v in variables:
-            v.grad = None
-        total.backward()
-        self.optimizer.apply_gradients([(v.grad, v) for v in variables])
-        for v in variables:
-            v.grad = None
+        if total.requires_grad:  # a model with nothing to train still reports its loss
+            for v in variables:
+                v.grad = None
+            total.backward()
+            self.optimizer.apply_gradients([(v.grad, v) for v in variables])
+            for v in variables:
+                v.grad = None
         self._update_metrics(ys, outputs, sample_weight, total, per_output, int(xs[0].shape[0]))
 
     def _test_step(self, xs, ys, sample_weight) -> None:
@@ -196,18 +203,20 @@ class Trainer:
         ys = da.to_array_list(y, self.output_names if known else [], "y", method) if y is not None else None
         if need_y and ys is None:
             raise ValueError(f"{method}: y is required (the targets of the loss)")
-        sw = None
-        if sample_weight is not None:
-            sw = B.asarray(sample_weight).astype(B.floatx())
-        n = da.check_lengths({"x": xs, "y": ys, "sample_weight": [sw] if sw is not None else None}, method)
+        sw = da.sample_weight_list(sample_weight, self.output_names, len(ys) if ys is not None else 1, method)
+        present = [w for w in sw if w is not None] if sw else None
+        n = da.check_lengths({"x": xs, "y": ys, "sample_weight": present}, method)
         da.check_finite(xs, "x", method)
         da.check_finite(ys, "y", method)
-        if sw is not None:
-            da.check_finite([sw], "sample_weight", method)
+        da.check_finite(present, "sample_weight", method)
         if known:
             da.check_input_shapes(xs, self._input_shapes(), self.input_names, self.name, method)
         if class_weight is not None:
-            sw = self._apply_class_weight(ys[0], class_weight, sw)
+            if ys is None or len(ys) != 1:
+                raise ValueError(f"{method}: class_weight is only supported for models with a single output; "
+                                 f"model {self.name!r} has {0 if ys is None else len(ys)}. Use sample_weight per "
+                                 f"output instead")
+            sw = [self._apply_class_weight(ys[0], class_weight, sw[0] if sw else None)]
         return xs, ys, sw, n
 
     def _apply_class_weight(self, y, class_weight: dict, sw):
@@ -282,10 +291,7 @@ class Trainer:
         else:
             xs, ys, sw, n = self._prepare("fit", x, y, sample_weight, class_weight)
             if validation_data is None and validation_split:
-                (xs, ys, sw_list), val_groups = da.split_validation([xs, ys, [sw] if sw is not None else None],
-                                                                      validation_split, n)
-                sw = sw_list[0] if sw_list else None
-                val = (val_groups[0], val_groups[1], val_groups[2][0] if val_groups[2] else None)
+                (xs, ys, sw), val = da.split_validation([xs, ys, sw], validation_split, n)
             self._ensure_ready("fit", xs, ys)
             train = self._batches("fit", xs, ys, sw, batch_size, shuffle=shuffle, steps=steps_per_epoch)
         if validation_data is not None:

@@ -1,0 +1,562 @@
+"""Convolution and pooling primitives: fused ops with hand-derived backward passes.
+
+Every op here works internally on channels-last arrays (N, H, W, C); a channels-first
+input is transposed on the way in and the output (and the input's gradient) on the way
+out, and a 1-D op is the 2-D op with a unit height axis. Kernels use Keras's layouts.
+
+**Convolution** (``conv2d``; ``conv1d``, ``depthwise_conv2d`` reduce to it) is im2col:
+a strided view of the padded input, shape (N, Ho, Wo, kh, kw, C), made with
+``as_strided`` (no copy), is copied once into the column matrix (N·Ho·Wo, kh·kw·C) and
+multiplied by the kernel reshaped to (kh·kw·C, F) — one BLAS matmul per call (a batched
+one, one matrix per group, when ``groups > 1``). For the output gradient g (N·Ho·Wo, F):
+
+- ``dkernel = colsᵀ · g`` (the columns are kept from the forward pass);
+- ``dbias = Σ g`` over batch and pixels;
+- ``dx`` (col2im): ``g · kernel[i, j]ᵀ`` for every kernel tap (i, j) in one batched
+  matmul, each tap's block added into the padded-input gradient at the pixels that tap
+  read — a slice-add per tap (kh·kw of them, each vectorised over batch, pixels and
+  channels), so overlapping windows accumulate; then the padding is cropped off.
+
+**Transposed convolution** is the adjoint of ``conv2d``: its forward pass is the col2im
+above, and its backward passes are im2col of the output gradient and two matmuls.
+
+**Pooling** loops over the pool's taps too (each tap a strided slice of the whole batch):
+max pooling keeps a running maximum and the index of the first winning tap (one winner
+per window, as ``argmax``); its backward adds g into the winner's slot only. Average
+pooling sums the taps and divides by the number of *real* (unpadded) elements in each
+window, as Keras's 'same' average pooling does.
+
+Padding ``'same'`` is TensorFlow's: total = max((⌈n/s⌉ − 1)·s + k_eff − n, 0) with
+k_eff = (k − 1)·d + 1, the odd pixel going to the bottom/right.
+"""
+
+from __future__ import annotations
+
+from .. import backend as B
+from .ops import _t
+from .tensor import Tensor, make
+
+CHANNELS_LAST = "channels_last"
+CHANNELS_FIRST = "channels_first"
+
+# ------------------------------------------------------------------------- arguments
+
+
+def normalize_tuple(value, n: int, name: str) -> tuple:
+    """``value`` (an int, or a sequence of ``n`` ints) as a tuple of ``n`` positive ints."""
+    if isinstance(value, int) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
+        out = (int(value),) * n
+    else:
+        try:
+            out = tuple(int(v) for v in value)
+        except TypeError:
+            raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}") from None
+        if len(out) != n or any(int(v) != v for v in value):
+            raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    if any(v <= 0 for v in out):
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return out
+
+
+def check_data_format(data_format) -> str:
+    if data_format not in (CHANNELS_LAST, CHANNELS_FIRST):
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first', got {data_format!r}")
+    return data_format
+
+
+def same_pads(size: int, k_eff: int, stride: int) -> tuple:
+    """TensorFlow's 'same' padding (before, after) of one axis: the odd pixel goes after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k_eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding, sizes, k_effs, strides) -> tuple:
+    """(before, after) per spatial axis for ``padding``: 'valid', 'same', 'causal' (pad
+    only before), an int (every side), one int per axis (both sides) or one pair per axis."""
+    n = len(sizes)
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return ((0, 0),) * n
+        if mode == "same":
+            return tuple(same_pads(size, k, s) for size, k, s in zip(sizes, k_effs, strides))
+        if mode == "causal":
+            return tuple((k - 1, 0) for k in k_effs)
+        raise ValueError(f"padding must be 'valid', 'same', 'causal' or explicit sizes, got {padding!r}")
+    if isinstance(padding, int):
+        return ((int(padding), int(padding)),) * n
+    items = list(padding)
+    if n == 1 and len(items) == 2 and all(isinstance(p, int) for p in items):
+        items = [tuple(items)]  # a 1-D (before, after) pair
+    if len(items) != n:
+        raise ValueError(f"padding must give {n} spatial axes, got {padding!r}")
+    out = []
+    for p in items:
+        pair = (int(p), int(p)) if isinstance(p, int) else tuple(int(v) for v in p)
+        if len(pair) != 2 or min(pair) < 0:
+            raise ValueError(f"padding must be non-negative (before, after) sizes, got {padding!r}")
+        out.append(pair)
+    return tuple(out)
+
+
+def conv_output_length(size, k_eff: int, stride: int, pads: tuple):
+    """Output length of a convolution/pool along one axis (None stays None)."""
+    if size is None:
+        return None
+    return (size + pads[0] + pads[1] - k_eff) // stride + 1
+
+
+def deconv_output_length(size, kernel: int, padding: str, output_padding, stride: int, dilation: int = 1):
+    """Output length of a transposed convolution along one axis (Keras's rule)."""
+    if size is None:
+        return None
+    k_eff = (kernel - 1) * dilation + 1
+    if output_padding is None:
+        return size * stride + max(k_eff - stride, 0) if padding == "valid" else size * stride
+    pad = k_eff // 2 if padding == "same" else 0
+    return (size - 1) * stride + k_eff - 2 * pad + output_padding
+
+
+# ---------------------------------------------------------------------------- layout
+
+
+def _to_nhwc(a, rank: int, data_format: str):
+    """A (N, L, C) / (N, C, L) / (N, H, W, C) / (N, C, H, W) array as a (N, H, W, C) view."""
+    if rank == 1:
+        a = a[:, None, :, :] if data_format == CHANNELS_LAST else a[:, :, None, :]
+    if data_format == CHANNELS_FIRST:
+        a = a.transpose(0, 2, 3, 1)
+    return a
+
+
+def _from_nhwc(a, rank: int, data_format: str):
+    if data_format == CHANNELS_FIRST:
+        a = a.transpose(0, 3, 1, 2)
+    if rank == 1:
+        a = a[:, 0] if data_format == CHANNELS_LAST else a[:, :, 0]
+    return a
+
+
+def _channel_axes(rank: int, data_format: str) -> tuple:
+    """The batch and spatial axes (the ones a bias gradient sums over)."""
+    if data_format == CHANNELS_LAST:
+        return tuple(range(rank + 1))
+    return (0,) + tuple(range(2, rank + 2))
+
+
+def _pad_nhwc(x, pads, fill=0.0):
+    """``x`` (N, H, W, C) padded with ``fill``; ``x`` itself when there is no padding."""
+    (pt, pb), (pl, pr) = pads
+    if not (pt or pb or pl or pr):
+        return x
+    xp = B.xp
+    n, h, w, c = x.shape
+    out = xp.full((n, h + pt + pb, w + pl + pr, c), fill, dtype=x.dtype)
+    out[:, pt:pt + h, pl:pl + w, :] = x
+    return out
+
+
+def _windows(x, kh, kw, strides, dilation, out_hw, groups=1):
+    """The read-only strided view (N, Ho, Wo, kh, kw, C) of every window of ``x`` (N, H, W, C),
+    or (N, Ho, Wo, kh, kw, G, C/G) when ``groups`` > 1."""
+    n, _, _, c = x.shape
+    s_n, s_h, s_w, s_c = x.strides
+    (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+    shape = (n, ho, wo, kh, kw)
+    steps = (s_n, s_h * sh, s_w * sw, s_h * dh, s_w * dw)
+    if groups == 1:
+        shape, steps = shape + (c,), steps + (s_c,)
+    else:
+        shape, steps = shape + (groups, c // groups), steps + (s_c * (c // groups), s_c)
+    return B.xp.lib.stride_tricks.as_strided(x, shape, steps, writeable=False)
+
+
+def _tap(i: int, dilation: int, stride: int, n_out: int) -> slice:
+    """The input rows (or columns) that kernel tap ``i`` reads for ``n_out`` outputs."""
+    start = i * dilation
+    return slice(start, start + (n_out - 1) * stride + 1, stride)
+
+
+def _col2im(blocks, shape, kh, kw, strides, dilation, out_hw, dtype):
+    """Sum the per-tap blocks ``blocks[t]`` (N, Ho, Wo, C) into a zero array of ``shape``
+    (N, Hp, Wp, C) at the pixels tap t = i·kw + j reads: one slice-add per tap."""
+    buf = B.xp.zeros(shape, dtype=dtype)
+    (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+    for t in range(kh * kw):
+        i, j = divmod(t, kw)
+        buf[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo), :] += blocks[t]
+    return buf
+
+
+# ------------------------------------------------------------------- the conv kernel
+
+
+def _conv_forward(x, kernel, strides, pads, dilation, groups, need_x, need_k):
+    """Convolution of ``x`` (N, H, W, C) with ``kernel`` (kh, kw, C/groups, F), NHWC.
+
+    Returns the output (N, Ho, Wo, F) and ``backward(g) -> (dx, dkernel)`` (None where not
+    needed).
+    """
+    xp = B.xp
+    xpad = _pad_nhwc(x, pads)
+    n, hp, wp, c = xpad.shape
+    kh, kw, cg, f = kernel.shape
+    (sh, sw), (dh, dw) = strides, dilation
+    ho = (hp - (kh - 1) * dh - 1) // sh + 1
+    wo = (wp - (kw - 1) * dw - 1) // sw + 1
+    assert ho > 0 and wo > 0, "conv: the kernel is larger than the padded input"
+    assert c == cg * groups, "conv: input channels do not match the kernel"
+    m, taps, fg = n * ho * wo, kh * kw, f // groups
+    k_size = taps * cg
+    if groups == 1:
+        cols = _windows(xpad, kh, kw, strides, dilation, (ho, wo)).reshape(m, k_size)  # the im2col copy
+        out = cols @ kernel.reshape(k_size, f)
+    else:
+        view = _windows(xpad, kh, kw, strides, dilation, (ho, wo), groups)  # (N, Ho, Wo, kh, kw, G, Cg)
+        cols = view.transpose(5, 0, 1, 2, 3, 4, 6).reshape(groups, m, k_size)
+        k_groups = kernel.reshape(kh, kw, cg, groups, fg).transpose(3, 0, 1, 2, 4).reshape(groups, k_size, fg)
+        out = xp.matmul(cols, k_groups).transpose(1, 0, 2).reshape(m, f)
+    out = out.reshape(n, ho, wo, f)
+    pad_shape = xpad.shape
+    (pt, _), (pl, _) = pads
+    h, w = x.shape[1], x.shape[2]
+
+    def backward(g):
+        g2 = g.reshape(m, f)
+        dx = dk = None
+        if need_k:
+            if groups == 1:
+                dk = (cols.T @ g2).reshape(kernel.shape)
+            else:
+                gg = g2.reshape(m, groups, fg).transpose(1, 0, 2)
+                dk = xp.matmul(cols.transpose(0, 2, 1), gg)  # (G, taps*Cg, Fg)
+                dk = dk.reshape(groups, kh, kw, cg, fg).transpose(1, 2, 3, 0, 4).reshape(kernel.shape)
+        if need_x:
+            if groups == 1:
+                k_taps = kernel.reshape(taps, cg, f).transpose(0, 2, 1)  # (taps, F, C)
+                blocks = xp.matmul(g2, k_taps).reshape(taps, n, ho, wo, c)  # one block per tap
+            else:
+                k_taps = kernel.reshape(taps, cg, groups, fg).transpose(0, 2, 3, 1)  # (taps, G, Fg, Cg)
+                gg = g2.reshape(m, groups, fg).transpose(1, 0, 2)  # (G, M, Fg)
+                blocks = xp.matmul(gg[None], k_taps)  # (taps, G, M, Cg)
+                blocks = blocks.reshape(taps, groups, n, ho, wo, cg).transpose(0, 2, 3, 4, 1, 5)
+                blocks = blocks.reshape(taps, n, ho, wo, c)
+            dpad = _col2im(blocks, pad_shape, kh, kw, strides, dilation, (ho, wo), g.dtype)
+            dx = dpad[:, pt:pt + h, pl:pl + w, :]
+        return dx, dk
+
+    return out, backward
+
+
+def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format, kernel_in=None, kernel_out=None):
+    """The shared conv1d / conv2d / depthwise node. ``kernel_in`` maps the kernel array to the
+    (kh, kw, C/groups, F) layout, ``kernel_out`` maps that layout's gradient back."""
+    x, kernel = _t(x), _t(kernel)
+    bias = None if bias is None else _t(bias)
+    data_format = check_data_format(data_format)
+    xd = _to_nhwc(x.data, rank, data_format)
+    if data_format == CHANNELS_FIRST:
+        xd = B.xp.ascontiguousarray(xd)
+    kd = kernel.data[None] if rank == 1 else kernel.data
+    if kernel_in is not None:
+        kd = kernel_in(kd)
+    strides = (1,) + normalize_tuple(strides, 1, "strides") if rank == 1 else normalize_tuple(strides, 2, "strides")
+    dilation = ((1,) + normalize_tuple(dilation, 1, "dilation_rate") if rank == 1
+                else normalize_tuple(dilation, 2, "dilation_rate"))
+    kh, kw = kd.shape[0], kd.shape[1]
+    k_effs = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
+    if rank == 1:
+        pads = ((0, 0),) + resolve_padding(padding, xd.shape[2:3], k_effs[1:], strides[1:])
+    else:
+        if isinstance(padding, str) and padding.lower() == "causal":
+            raise ValueError("conv2d: 'causal' padding is only for 1-D convolutions")
+        pads = resolve_padding(padding, xd.shape[1:3], k_effs, strides)
+    out, conv_backward = _conv_forward(xd, kd, strides, pads, dilation, int(groups),
+                                       x.requires_grad, kernel.requires_grad)
+    if bias is not None:
+        out += bias.data
+    out = _from_nhwc(out, rank, data_format)
+    axes = _channel_axes(rank, data_format)
+
+    def backward(g):
+        dx, dk = conv_backward(_to_nhwc(g, rank, data_format))
+        if dx is not None:
+            dx = _from_nhwc(dx, rank, data_format)
+        if dk is not None:
+            if kernel_out is not None:
+                dk = kernel_out(dk)
+            dk = dk[0] if rank == 1 else dk
+        if bias is None:
+            return dx, dk
+        return dx, dk, (g.sum(axis=axes) if bias.requires_grad else None)
+
+    return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
+
+
+# ----------------------------------------------------------------------- public ops
+
+
+def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1,
+           data_format=CHANNELS_LAST) -> Tensor:
+    """2-D convolution (cross-correlation, as every framework) of ``x`` (N, H, W, C) or
+    (N, C, H, W) with ``kernel`` (kh, kw, C/groups, filters), plus ``bias`` (filters,).
+
+    ``padding``: 'valid', 'same' (TensorFlow's), an int, (ph, pw) or ((top, bottom), (left, right)).
+    ``groups``: the channels split into that many groups, each convolved with its own
+    filters/groups filters (output channel blocks in group order).
+    """
+    return _conv(x, kernel, bias, 2, strides, padding, dilation_rate, groups, data_format)
+
+
+def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
+           data_format=CHANNELS_LAST) -> Tensor:
+    """1-D convolution of ``x`` (N, L, C) or (N, C, L) with ``kernel`` (k, C/groups, filters).
+
+    ``padding`` also takes 'causal': (k_eff − 1) zeros before the sequence, none after,
+    so output t sees inputs ≤ t only.
+    """
+    return _conv(x, kernel, bias, 1, strides, padding, dilation_rate, groups, data_format)
+
+
+def depthwise_conv2d(x, depthwise_kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
+                     data_format=CHANNELS_LAST) -> Tensor:
+    """Depthwise 2-D convolution: each input channel c convolved with its own
+    ``depthwise_kernel[:, :, c, :]`` (kh, kw, C, depth_multiplier); output channel
+    c·depth_multiplier + m (TensorFlow's order). A conv2d with groups = C."""
+    kernel = _t(depthwise_kernel)
+    kh, kw, c, mult = kernel.shape
+    channels = x.shape[1] if data_format == CHANNELS_FIRST else x.shape[-1]
+    assert channels == c, "depthwise_conv2d: input channels do not match the kernel"
+    return _conv(x, kernel, bias, 2, strides, padding, dilation_rate, c, data_format,
+                 kernel_in=lambda k: k.reshape(kh, kw, 1, c * mult),
+                 kernel_out=lambda dk: dk.reshape(kh, kw, c, mult))
+
+
+def conv2d_transpose(x, kernel, bias=None, strides=(1, 1), padding="valid", output_padding=None,
+                     dilation_rate=(1, 1), data_format=CHANNELS_LAST) -> Tensor:
+    """Transposed 2-D convolution of ``x`` (N, H, W, C_in) with ``kernel`` (kh, kw, filters, C_in):
+    the adjoint (the input gradient) of ``conv2d`` with that kernel, strides, dilation and
+    TensorFlow's 'valid'/'same' padding, for an input of Keras's output length
+
+    - no ``output_padding``: valid H·s + max(k_eff − s, 0), same H·s;
+    - with ``output_padding`` p: (H − 1)·s + k_eff − 2·pad + p, pad = k_eff // 2 ('same') or 0.
+    """
+    x, kernel = _t(x), _t(kernel)
+    bias = None if bias is None else _t(bias)
+    xp = B.xp
+    data_format = check_data_format(data_format)
+    xd = xp.ascontiguousarray(_to_nhwc(x.data, 2, data_format))
+    kd = kernel.data
+    n, h, w, c_in = xd.shape
+    kh, kw, f, kc = kd.shape
+    assert kc == c_in, "conv2d_transpose: input channels do not match the kernel"
+    strides = normalize_tuple(strides, 2, "strides")
+    dilation = normalize_tuple(dilation_rate, 2, "dilation_rate")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"conv2d_transpose: padding must be 'valid' or 'same', got {padding!r}")
+    padding = padding.lower()
+    out_pad = (None, None) if output_padding is None else normalize_tuple_nonneg(output_padding, 2, "output_padding")
+    sizes = tuple(deconv_output_length(size, k, padding, op, s, d)
+                  for size, k, op, s, d in zip((h, w), (kh, kw), out_pad, strides, dilation))
+    k_effs = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
+    pads = resolve_padding(padding, sizes, k_effs, strides)
+    for size, pad, k_eff, s, given in zip(sizes, pads, k_effs, strides, (h, w)):
+        if conv_output_length(size, k_eff, s, pad) != given:
+            raise ValueError(f"conv2d_transpose: an output of length {size} does not convolve back to the input "
+                             f"length {given} with kernel {k_eff}, stride {s} and padding {padding!r}; "
+                             f"choose another output_padding")
+    # the buffer holds every pixel a window touches and the padded output
+    buf_h = max(sizes[0] + sum(pads[0]), (h - 1) * strides[0] + k_effs[0])
+    buf_w = max(sizes[1] + sum(pads[1]), (w - 1) * strides[1] + k_effs[1])
+    (pt, _), (pl, _) = pads
+    m, taps = n * h * w, kh * kw
+    x2 = xd.reshape(m, c_in)
+    blocks = xp.matmul(x2, kd.reshape(taps, f, c_in).transpose(0, 2, 1)).reshape(taps, n, h, w, f)
+    buf = _col2im(blocks, (n, buf_h, buf_w, f), kh, kw, strides, dilation, (h, w), xd.dtype)
+    out = buf[:, pt:pt + sizes[0], pl:pl + sizes[1], :]
+    out = out + bias.data if bias is not None else xp.ascontiguousarray(out)
+    out = _from_nhwc(out, 2, data_format)
+    need_x, need_k = x.requires_grad, kernel.requires_grad
+    axes = _channel_axes(2, data_format)
+
+    def backward(g):
+        gd = _to_nhwc(g, 2, data_format)
+        gbuf = xp.zeros((n, buf_h, buf_w, f), dtype=g.dtype)
+        gbuf[:, pt:pt + sizes[0], pl:pl + sizes[1], :] = gd
+        cols = _windows(gbuf, kh, kw, strides, dilation, (h, w)).reshape(m, taps * f)
+        dx = dk = None
+        if need_x:
+            dx = _from_nhwc((cols @ kd.reshape(taps * f, c_in)).reshape(n, h, w, c_in), 2, data_format)
+        if need_k:
+            dk = (cols.T @ x2).reshape(kd.shape)
+        if bias is None:
+            return dx, dk
+        return dx, dk, (g.sum(axis=axes) if bias.requires_grad else None)
+
+    return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
+
+
+def normalize_tuple_nonneg(value, n: int, name: str) -> tuple:
+    """Like :func:`normalize_tuple` but zeros allowed (output_padding, cropping)."""
+    if isinstance(value, int):
+        out = (int(value),) * n
+    else:
+        out = tuple(int(v) for v in value)
+    if len(out) != n or min(out) < 0:
+        raise ValueError(f"{name} must be a non-negative int or a tuple of {n} of them, got {value!r}")
+    return out
+
+
+# ---------------------------------------------------------------------------- pooling
+
+
+def _pool(x, rank, kind, pool_size, strides, padding, data_format):
+    x = _t(x)
+    xp = B.xp
+    data_format = check_data_format(data_format)
+    pool = normalize_tuple(pool_size, rank, "pool_size")
+    strides = pool if strides is None else normalize_tuple(strides, rank, "strides")
+    if not isinstance(padding, str) or padding.lower() not in ("valid", "same"):
+        raise ValueError(f"{kind}_pool: padding must be 'valid' or 'same', got {padding!r}")
+    if rank == 1:
+        pool, strides = (1,) + pool, (1,) + strides
+    xd = _to_nhwc(x.data, rank, data_format)
+    n, h, w, c = xd.shape
+    kh, kw = pool
+    sh, sw = strides
+    pads = resolve_padding(padding.lower(), (h, w), pool, strides)
+    ho, wo = conv_output_length(h, kh, sh, pads[0]), conv_output_length(w, kw, sw, pads[1])
+    assert ho > 0 and wo > 0, "pool: the pool is larger than the (padded) input"
+    (pt, _), (pl, _) = pads
+    taps = kh * kw
+    if kind == "max":
+        xpad = _pad_nhwc(xd, pads, fill=-xp.inf)
+        best = xp.array(xpad[:, _tap(0, 1, sh, ho), _tap(0, 1, sw, wo), :])
+        winner = xp.zeros(best.shape, dtype="uint8" if taps < 256 else "int32")
+        for t in range(1, taps):
+            i, j = divmod(t, kw)
+            v = xpad[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :]
+            better = v > best
+            xp.copyto(winner, t, where=better)
+            xp.copyto(best, v, where=better)
+        out = best
+    else:
+        xpad = _pad_nhwc(xd, pads)
+        out = xp.array(xpad[:, _tap(0, 1, sh, ho), _tap(0, 1, sw, wo), :])
+        for t in range(1, taps):
+            i, j = divmod(t, kw)
+            out += xpad[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :]
+        if any(p for pair in pads for p in pair):
+            # the number of real (unpadded) elements in each window, per axis, then their product
+            def counts(size, k, s, n_out, before):
+                start = xp.arange(n_out) * s - before
+                return xp.minimum(start + k, size) - xp.maximum(start, 0)
+            count = (counts(h, kh, sh, ho, pt)[:, None] * counts(w, kw, sw, wo, pl)[None, :]).astype(out.dtype)
+            count = count[None, :, :, None]
+        else:
+            count = xp.asarray(taps, dtype=out.dtype)
+        out /= count
+    pad_shape = xpad.shape
+    result = _from_nhwc(out, rank, data_format)
+
+    def backward(g):
+        gd = _to_nhwc(g, rank, data_format)
+        buf = xp.zeros(pad_shape, dtype=g.dtype)
+        if kind == "max":
+            for t in range(taps):
+                i, j = divmod(t, kw)
+                buf[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :] += gd * (winner == t)
+        else:
+            share = gd / count
+            for t in range(taps):
+                i, j = divmod(t, kw)
+                buf[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :] += share
+        return (_from_nhwc(buf[:, pt:pt + h, pl:pl + w, :], rank, data_format),)
+
+    return make(result, (x,), backward)
+
+
+def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", data_format=CHANNELS_LAST) -> Tensor:
+    """Maximum over each window; the gradient goes to the first maximal element of each window."""
+    return _pool(x, 2, "max", pool_size, strides, padding, data_format)
+
+
+def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", data_format=CHANNELS_LAST) -> Tensor:
+    """Mean over each window; with 'same' padding the mean of the real elements only."""
+    return _pool(x, 2, "avg", pool_size, strides, padding, data_format)
+
+
+def max_pool1d(x, pool_size=2, strides=None, padding="valid", data_format=CHANNELS_LAST) -> Tensor:
+    return _pool(x, 1, "max", pool_size, strides, padding, data_format)
+
+
+def avg_pool1d(x, pool_size=2, strides=None, padding="valid", data_format=CHANNELS_LAST) -> Tensor:
+    return _pool(x, 1, "avg", pool_size, strides, padding, data_format)
+
+
+# ------------------------------------------------------------------ resampling, padding
+
+
+def _spatial_axes(data_format: str) -> tuple:
+    return (1, 2) if data_format == CHANNELS_LAST else (2, 3)
+
+
+def upsample2d(x, size=(2, 2), data_format=CHANNELS_LAST, interpolation="nearest") -> Tensor:
+    """Repeat every row ``size[0]`` times and every column ``size[1]`` times (nearest neighbour);
+    the gradient of an input pixel is the sum over its copies."""
+    x = _t(x)
+    xp = B.xp
+    data_format = check_data_format(data_format)
+    if interpolation != "nearest":
+        raise ValueError(f"upsample2d: only interpolation='nearest' is supported, got {interpolation!r}")
+    sh, sw = normalize_tuple(size, 2, "size")
+    ah, aw = _spatial_axes(data_format)
+    out = xp.repeat(xp.repeat(x.data, sh, axis=ah), sw, axis=aw)
+    shape = x.shape
+
+    def backward(g):
+        split = list(shape)
+        split[aw:aw + 1] = [shape[aw], sw]
+        split[ah:ah + 1] = [shape[ah], sh]
+        return (g.reshape(split).sum(axis=(ah + 1, aw + 2)),)
+
+    return make(out, (x,), backward)
+
+
+def zero_pad2d(x, padding=((1, 1), (1, 1)), data_format=CHANNELS_LAST) -> Tensor:
+    """Zeros around the image: ``padding`` ((top, bottom), (left, right)); backward crops."""
+    x = _t(x)
+    xp = B.xp
+    data_format = check_data_format(data_format)
+    (pt, pb), (pl, pr) = padding
+    ah, aw = _spatial_axes(data_format)
+    widths = [(0, 0)] * 4
+    widths[ah], widths[aw] = (pt, pb), (pl, pr)
+    out = xp.pad(x.data, widths)
+    h, w = x.shape[ah], x.shape[aw]
+    inner = [slice(None)] * 4
+    inner[ah], inner[aw] = slice(pt, pt + h), slice(pl, pl + w)
+    inner = tuple(inner)
+    return make(out, (x,), lambda g: (g[inner],))
+
+
+def crop2d(x, cropping=((0, 0), (0, 0)), data_format=CHANNELS_LAST) -> Tensor:
+    """Cut ((top, bottom), (left, right)) pixels off the image; backward pads with zeros."""
+    x = _t(x)
+    xp = B.xp
+    data_format = check_data_format(data_format)
+    (ct, cb), (cl, cr) = cropping
+    ah, aw = _spatial_axes(data_format)
+    h, w = x.shape[ah], x.shape[aw]
+    index = [slice(None)] * 4
+    index[ah], index[aw] = slice(ct, h - cb), slice(cl, w - cr)
+    index = tuple(index)
+    shape = x.shape
+
+    def backward(g):
+        grad = xp.zeros(shape, dtype=g.dtype)
+        grad[index] = g
+        return (grad,)
+
+    return make(x.data[index], (x,), backward)

@@ -1,0 +1,264 @@
+"""Fused normalization primitives: batch normalization (training and inference) and layer
+normalization, each one node of the tape with its backward derived by hand.
+
+Notation (``axes`` are the axes the statistics are taken over, N the number of
+elements each statistic covers)::
+
+    μ = mean(x, axes)        σ² = mean((x − μ)², axes)   (the biased, population variance)
+    x̂ = (x − μ) / sqrt(σ² + ε)
+    y = γ · x̂ + β
+
+With an upstream gradient g and gx̂ = g · γ, the chain rule through μ and σ² collapses to the
+closed form (no graph of the intermediate mean/variance is kept)::
+
+    dx = (1 / sqrt(σ² + ε)) · (gx̂ − mean(gx̂, axes) − x̂ · mean(gx̂ · x̂, axes))
+    dγ = Σ g · x̂,   dβ = Σ g      (summed over the axes along which γ is constant)
+
+For batch normalization γ is constant along ``axes`` (it is per channel), so gx̂ sums give
+``(γ/σ)/N · (N·g − Σg − x̂·Σ(g·x̂))``; for layer normalization γ varies along ``axes``.
+
+Parameters ``gamma`` / ``beta`` (and ``mean`` / ``var`` for inference) may be ``None`` (no scale /
+no offset), may have the "parameter shape" (the sizes of the axes along which they vary, e.g.
+``(C,)``), or may already have the broadcast shape (``x.ndim`` dimensions, 1 elsewhere). Their
+gradients come back in their own shape and dtype; they are computed in ``x``'s dtype (a float64
+parameter never upcasts float32 data).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import backend as B
+from .ops import _t, unbroadcast
+from .tensor import Tensor, make
+
+__all__ = ["batch_norm_train", "batch_norm_infer", "layer_norm", "normalize_axes"]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def normalize_axes(axes, ndim: int, who: str = "normalization") -> tuple:
+    """``axes`` (an int or a sequence of ints, negative allowed) as a sorted tuple of distinct
+    non-negative axes of an ``ndim``-dimensional array; a clear ``ValueError`` otherwise."""
+    if axes is None:
+        raise ValueError(f"{who}: axes must be given (an int or a tuple of ints), got None")
+    items = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
+    out = []
+    for a in items:
+        if isinstance(a, bool) or not hasattr(a, "__index__"):
+            raise ValueError(f"{who}: axes must be integers, got {axes!r}")
+        a = int(a)
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{who}: axis {a} is out of range for an input of rank {ndim} "
+                             f"(valid axes are {-ndim}..{ndim - 1})")
+        out.append(a % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{who}: repeated axis in {axes!r}")
+    if not out:
+        raise ValueError(f"{who}: axes must name at least one axis, got {axes!r}")
+    return tuple(sorted(out))
+
+
+def _param(p, x_shape, varying: tuple, dtype, who: str, name: str):
+    """``p`` (Tensor/array/None) as (Tensor, array broadcastable against x in x's dtype)."""
+    if p is None:
+        return None, None
+    p = _t(p)
+    broadcast = tuple(n if i in varying else 1 for i, n in enumerate(x_shape))
+    compact = tuple(x_shape[i] for i in varying)
+    data = p.data
+    if tuple(data.shape) == broadcast:
+        pass
+    elif tuple(data.shape) == compact:
+        data = data.reshape(broadcast)
+    else:
+        raise ValueError(f"{who}: {name} must have shape {compact} (or {broadcast}) for an input of shape "
+                         f"{tuple(x_shape)}, got {tuple(data.shape)}")
+    if data.dtype != dtype:
+        data = data.astype(dtype)
+    return p, data
+
+
+def _grad_for(p: Tensor, grad_broadcast):
+    """A gradient computed in the broadcast shape (and x's dtype), in ``p``'s own shape and dtype."""
+    if p is None or not p.requires_grad:
+        return None
+    grad = grad_broadcast.reshape(p.shape)
+    return grad if grad.dtype == p.dtype else grad.astype(p.dtype)
+
+
+def _moments(xd, axes, epsilon):
+    """Mean, biased variance (both keepdims), 1/sqrt(var + eps) and x̂ over ``axes``; two-pass."""
+    xp = B.xp
+    mean = xd.mean(axis=axes, keepdims=True)
+    centered = xd - mean
+    var = (centered * centered).mean(axis=axes, keepdims=True)
+    inv_std = 1 / xp.sqrt(var + epsilon)
+    return mean, var, inv_std, centered * inv_std
+
+
+def _check_epsilon(epsilon, who):
+    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) and not hasattr(epsilon, "dtype"):
+        raise ValueError(f"{who}: epsilon must be a non-negative number, got {epsilon!r}")
+    epsilon = float(epsilon)
+    if not epsilon >= 0 or not math.isfinite(epsilon):
+        raise ValueError(f"{who}: epsilon must be a finite non-negative number, got {epsilon!r}")
+    return epsilon
+
+
+def _check_float(x: Tensor, who: str) -> None:
+    if x.dtype.kind != "f":
+        raise TypeError(f"{who}: expected a floating-point input, got dtype {x.dtype}")
+
+
+# ------------------------------------------------------------------ batch norm, train
+
+
+def batch_norm_train(x, gamma, beta, axes, epsilon):
+    """Batch normalization with the batch's own statistics (training mode).
+
+    ``axes``: the reduction axes (all but the channel axis: ``(0,)`` for (N, C), ``(0, 1, 2)``
+    for NHWC, ``(0, 2, 3)`` for NCHW). ``gamma`` / ``beta``: per-channel scale and offset
+    (shape: the sizes of the other axes, e.g. ``(C,)``), or ``None``.
+
+    Returns ``(y, batch_mean, batch_var)``: ``y`` the normalized Tensor (differentiable w.r.t.
+    ``x``, ``gamma``, ``beta``), and the batch mean and the *biased* batch variance as plain
+    arrays of the parameter shape (for the moving averages; they carry no gradient).
+    """
+    who = "batch_norm_train"
+    x = _t(x)
+    _check_float(x, who)
+    epsilon = _check_epsilon(epsilon, who)
+    axes = normalize_axes(axes, x.ndim, who)
+    kept = tuple(i for i in range(x.ndim) if i not in axes)
+    n = math.prod(x.shape[i] for i in axes)
+    if n == 0:
+        raise ValueError(f"{who}: the reduction axes {axes} of an input of shape {x.shape} hold no element")
+    gamma, gamma_b = _param(gamma, x.shape, kept, x.dtype, who, "gamma")
+    beta, beta_b = _param(beta, x.shape, kept, x.dtype, who, "beta")
+
+    mean, var, inv_std, xhat = _moments(x.data, axes, epsilon)
+    out = xhat if gamma_b is None else xhat * gamma_b
+    if beta_b is not None:
+        out = out + beta_b
+    if gamma_b is None and beta_b is None:
+        out = xhat.copy()  # y would be x̂ itself: keep x̂ private to the backward
+
+    parents = [x] + [p for p in (gamma, beta) if p is not None]
+
+    def backward(g):
+        g_sum = g.sum(axis=axes, keepdims=True)
+        gx_sum = (g * xhat).sum(axis=axes, keepdims=True)
+        grads = []
+        if x.requires_grad:
+            scale = inv_std if gamma_b is None else gamma_b * inv_std
+            grads.append(scale * (g - (g_sum + xhat * gx_sum) / n))
+        else:
+            grads.append(None)
+        if gamma is not None:
+            grads.append(_grad_for(gamma, gx_sum))
+        if beta is not None:
+            grads.append(_grad_for(beta, g_sum))
+        return tuple(grads)
+
+    param_shape = tuple(x.shape[i] for i in kept)
+    y = make(out, tuple(parents), backward)
+    return y, mean.reshape(param_shape), var.reshape(param_shape)
+
+
+# -------------------------------------------------------------- batch norm, inference
+
+
+def batch_norm_infer(x, mean, var, gamma, beta, epsilon, axes=None):
+    """Batch normalization with given statistics (inference): ``γ·(x − mean)/sqrt(var + ε) + β``.
+
+    An affine map of ``x``. ``axes``: the reduction axes, as for :func:`batch_norm_train`
+    (default: all but the last axis, i.e. channels last); ``mean``, ``var``, ``gamma`` and ``beta``
+    vary along the other axes (shape ``(C,)`` typically; ``gamma`` / ``beta`` may be ``None``).
+    Gradients flow to ``x``, ``gamma`` and ``beta`` (and to ``mean`` / ``var`` if they are Tensors
+    that require one: dmean = −Σ g·γ/σ, dvar = −½ Σ g·γ·(x − mean)/σ³).
+    """
+    who = "batch_norm_infer"
+    x = _t(x)
+    _check_float(x, who)
+    epsilon = _check_epsilon(epsilon, who)
+    axes = tuple(range(x.ndim - 1)) if axes is None else normalize_axes(axes, x.ndim, who)
+    kept = tuple(i for i in range(x.ndim) if i not in axes)
+    if mean is None or var is None:
+        raise ValueError(f"{who}: mean and var are required")
+    mean, mean_b = _param(mean, x.shape, kept, x.dtype, who, "mean")
+    var, var_b = _param(var, x.shape, kept, x.dtype, who, "var")
+    gamma, gamma_b = _param(gamma, x.shape, kept, x.dtype, who, "gamma")
+    beta, beta_b = _param(beta, x.shape, kept, x.dtype, who, "beta")
+
+    xp = B.xp
+    inv_std = 1 / xp.sqrt(var_b + epsilon)
+    scale = inv_std if gamma_b is None else gamma_b * inv_std
+    centered = x.data - mean_b
+    out = centered * scale
+    if beta_b is not None:
+        out = out + beta_b
+
+    parents = [x, mean, var] + [p for p in (gamma, beta) if p is not None]
+
+    def backward(g):
+        grads = [g * scale if x.requires_grad else None]
+        grads.append(_grad_for(mean, unbroadcast(-g * scale, mean_b.shape)) if mean.requires_grad else None)
+        grads.append(_grad_for(var, unbroadcast(g * centered * scale * (-0.5) * inv_std * inv_std, var_b.shape))
+                     if var.requires_grad else None)
+        if gamma is not None:
+            grads.append(_grad_for(gamma, unbroadcast(g * centered * inv_std, gamma_b.shape))
+                         if gamma.requires_grad else None)
+        if beta is not None:
+            grads.append(_grad_for(beta, unbroadcast(g, beta_b.shape)) if beta.requires_grad else None)
+        return tuple(grads)
+
+    return make(out, tuple(parents), backward)
+
+
+# ------------------------------------------------------------------------ layer norm
+
+
+def layer_norm(x, gamma, beta, axes, epsilon):
+    """Layer normalization: statistics over ``axes`` per sample (e.g. ``(-1,)``, or ``(1, 2, 3)``
+    for a whole image), then ``γ·x̂ + β`` with ``gamma`` / ``beta`` varying along ``axes``
+    (shape: the sizes of those axes; or ``None``). Returns the output Tensor.
+    """
+    who = "layer_norm"
+    x = _t(x)
+    _check_float(x, who)
+    epsilon = _check_epsilon(epsilon, who)
+    axes = normalize_axes(axes, x.ndim, who)
+    n = math.prod(x.shape[i] for i in axes)
+    if n == 0:
+        raise ValueError(f"{who}: the normalized axes {axes} of an input of shape {x.shape} hold no element")
+    gamma, gamma_b = _param(gamma, x.shape, axes, x.dtype, who, "gamma")
+    beta, beta_b = _param(beta, x.shape, axes, x.dtype, who, "beta")
+
+    _, _, inv_std, xhat = _moments(x.data, axes, epsilon)
+    out = xhat if gamma_b is None else xhat * gamma_b
+    if beta_b is not None:
+        out = out + beta_b
+    if gamma_b is None and beta_b is None:
+        out = xhat.copy()
+
+    parents = [x] + [p for p in (gamma, beta) if p is not None]
+
+    def backward(g):
+        grads = []
+        if x.requires_grad:
+            gxhat = g if gamma_b is None else g * gamma_b
+            s1 = gxhat.sum(axis=axes, keepdims=True)
+            s2 = (gxhat * xhat).sum(axis=axes, keepdims=True)
+            grads.append(inv_std * (gxhat - (s1 + xhat * s2) / n))
+        else:
+            grads.append(None)
+        if gamma is not None:
+            grads.append(_grad_for(gamma, unbroadcast(g * xhat, gamma_b.shape)) if gamma.requires_grad else None)
+        if beta is not None:
+            grads.append(_grad_for(beta, unbroadcast(g, beta_b.shape)) if beta.requires_grad else None)
+        return tuple(grads)
+
+    return make(out, tuple(parents), backward)
+

@@ -1,0 +1,530 @@
+"""Convolution and pooling primitives: float64 finite-difference checks of every mode,
+PyTorch as an independent oracle (float32 and float64), shapes and edge cases."""
+
+import numpy as np
+import pytest
+
+from shenjing import backend
+from shenjing.autodiff import Tensor, conv, no_grad
+
+from .helpers import assert_gradients
+
+R = np.random.default_rng(7)
+
+
+def n(*shape):
+    return R.standard_normal(shape)
+
+
+def distinct(*shape):
+    """Values at least 0.05 apart (no ties, no kink of max pooling within the difference step)."""
+    values = R.permutation(int(np.prod(shape))).reshape(shape) * 0.05
+    return values - values.mean()
+
+
+def nchw(a):
+    return np.ascontiguousarray(a.transpose(0, 3, 1, 2))
+
+
+# --------------------------------------------------------------------- gradient checks
+
+CONV2D_CASES = [
+    # (id, x shape NHWC, kernel shape, kwargs)
+    ("valid-s1", (2, 5, 6, 3), (3, 3, 3, 4), {}),
+    ("valid-s2", (2, 5, 6, 3), (3, 3, 3, 2), {"strides": 2}),
+    ("same-s1", (2, 5, 6, 2), (3, 3, 2, 3), {"padding": "same"}),
+    ("same-s2", (2, 5, 6, 2), (3, 3, 2, 3), {"padding": "same", "strides": (2, 2)}),
+    ("same-unequal-strides", (2, 5, 6, 2), (3, 2, 2, 3), {"padding": "same", "strides": (2, 1)}),
+    ("valid-unequal-strides", (2, 6, 5, 2), (2, 3, 2, 3), {"strides": (1, 2)}),
+    ("explicit-int", (2, 4, 5, 2), (3, 3, 2, 2), {"padding": 1}),
+    ("explicit-pairs", (2, 4, 5, 2), (3, 2, 2, 2), {"padding": ((1, 0), (2, 1)), "strides": (2, 1)}),
+    ("dilation-2", (2, 6, 7, 2), (2, 3, 2, 3), {"dilation_rate": 2}),
+    ("dilation-same", (2, 5, 6, 2), (3, 3, 2, 2), {"dilation_rate": (2, 1), "padding": "same"}),
+    ("groups-2", (2, 5, 6, 4), (3, 3, 2, 4), {"groups": 2}),
+    ("groups-2-same-s2", (2, 5, 6, 4), (3, 2, 2, 6), {"groups": 2, "padding": "same", "strides": 2}),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", CONV2D_CASES, ids=[c[0] for c in CONV2D_CASES])
+def test_conv2d_gradients(case, data_format):
+    _, xs, ks, kwargs = case
+    x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
+    assert_gradients(lambda x, k, b: conv.conv2d(x, k, b, data_format=data_format, **kwargs), x, n(*ks), n(ks[-1]))
+
+
+def test_conv2d_without_bias_gradients():
+    assert_gradients(lambda x, k: conv.conv2d(x, k, padding="same", strides=2), n(2, 5, 6, 3), n(3, 3, 3, 2))
+
+
+CONV1D_CASES = [
+    ("valid", (2, 7, 3), (3, 3, 4), {}),
+    ("same-s2", (2, 7, 3), (3, 3, 2), {"padding": "same", "strides": 2}),
+    ("causal", (2, 6, 2), (3, 2, 3), {"padding": "causal"}),
+    ("causal-dilation-2", (2, 8, 2), (3, 2, 3), {"padding": "causal", "dilation_rate": 2}),
+    ("explicit", (2, 6, 2), (2, 2, 3), {"padding": (2, 1)}),
+    ("groups-2", (2, 6, 4), (3, 2, 4), {"groups": 2}),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", CONV1D_CASES, ids=[c[0] for c in CONV1D_CASES])
+def test_conv1d_gradients(case, data_format):
+    _, xs, ks, kwargs = case
+    x = n(*xs) if data_format == "channels_last" else np.ascontiguousarray(n(*xs).transpose(0, 2, 1))
+    assert_gradients(lambda x, k, b: conv.conv1d(x, k, b, data_format=data_format, **kwargs), x, n(*ks), n(ks[-1]))
+
+
+TRANSPOSE_CASES = [
+    ("valid-s1", (2, 3, 4, 2), (3, 3, 3, 2), {}),
+    ("valid-s2", (2, 3, 4, 2), (3, 3, 3, 2), {"strides": 2}),
+    ("same-s2", (2, 3, 4, 2), (3, 3, 2, 2), {"strides": 2, "padding": "same"}),
+    ("same-unequal", (2, 3, 3, 2), (3, 2, 2, 2), {"strides": (2, 3), "padding": "same"}),
+    ("kernel-smaller-than-stride", (2, 3, 3, 2), (2, 2, 2, 2), {"strides": 3}),
+    ("output-padding-valid", (2, 3, 3, 2), (3, 3, 2, 2), {"strides": 2, "output_padding": (1, 0)}),
+    ("output-padding-same", (2, 3, 3, 2), (3, 3, 2, 2), {"strides": 2, "padding": "same", "output_padding": 1}),
+    ("dilation-2", (2, 3, 3, 2), (2, 2, 2, 2), {"dilation_rate": 2}),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=[c[0] for c in TRANSPOSE_CASES])
+def test_conv2d_transpose_gradients(case, data_format):
+    _, xs, ks, kwargs = case
+    x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
+    assert_gradients(lambda x, k, b: conv.conv2d_transpose(x, k, b, data_format=data_format, **kwargs),
+                     x, n(*ks), n(ks[2]))
+
+
+DEPTHWISE_CASES = [
+    ("multiplier-2", (2, 5, 6, 3), (3, 3, 3, 2), {}),
+    ("same-s2", (2, 5, 6, 2), (3, 3, 2, 2), {"padding": "same", "strides": 2}),
+    ("dilation-2", (2, 6, 6, 2), (2, 2, 2, 1), {"dilation_rate": 2}),
+]
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=[c[0] for c in DEPTHWISE_CASES])
+def test_depthwise_conv2d_gradients(case, data_format):
+    _, xs, ks, kwargs = case
+    x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
+    assert_gradients(lambda x, k, b: conv.depthwise_conv2d(x, k, b, data_format=data_format, **kwargs),
+                     x, n(*ks), n(ks[2] * ks[3]))
+
+
+POOL_CASES = [
+    ("2x2", (2, 4, 6, 2), {"pool_size": 2}),
+    ("overlapping-3-s2", (2, 7, 6, 2), {"pool_size": 3, "strides": 2}),
+    ("same-3-s2", (2, 6, 5, 2), {"pool_size": 3, "strides": 2, "padding": "same"}),
+    ("same-2x3-s1", (2, 4, 5, 2), {"pool_size": (2, 3), "strides": 1, "padding": "same"}),
+    ("unequal-strides", (2, 5, 6, 2), {"pool_size": (2, 2), "strides": (1, 2)}),
+]
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+def test_pool2d_gradients(case, data_format, op):
+    _, xs, kwargs = case
+    x = distinct(*xs) if data_format == "channels_last" else nchw(distinct(*xs))
+    fn = conv.max_pool2d if op == "max" else conv.avg_pool2d
+    assert_gradients(lambda x: fn(x, data_format=data_format, **kwargs), x)
+
+
+@pytest.mark.parametrize("op", ["max", "avg"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("kwargs", [{"pool_size": 2}, {"pool_size": 3, "strides": 2},
+                                    {"pool_size": 3, "strides": 2, "padding": "same"}])
+def test_pool1d_gradients(kwargs, data_format, op):
+    x = distinct(2, 7, 3) if data_format == "channels_last" else np.ascontiguousarray(distinct(2, 7, 3).transpose(0, 2, 1))
+    fn = conv.max_pool1d if op == "max" else conv.avg_pool1d
+    assert_gradients(lambda x: fn(x, data_format=data_format, **kwargs), x)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_upsample_pad_crop_gradients(data_format):
+    x = n(2, 3, 4, 2) if data_format == "channels_last" else nchw(n(2, 3, 4, 2))
+    assert_gradients(lambda x: conv.upsample2d(x, (2, 3), data_format), x)
+    assert_gradients(lambda x: conv.zero_pad2d(x, ((1, 0), (2, 1)), data_format), x)
+    assert_gradients(lambda x: conv.crop2d(x, ((1, 0), (1, 2)), data_format), x)
+
+
+# ------------------------------------------------------------------------ values, edge cases
+
+
+def reference_conv2d(x, k, b, strides, pads, dilation):
+    """A direct loop over output pixels and taps (NHWC, groups 1): the definition itself."""
+    (pt, pb), (pl, pr) = pads
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    kh, kw, _, f = k.shape
+    ho = (xp.shape[1] - (kh - 1) * dilation[0] - 1) // strides[0] + 1
+    wo = (xp.shape[2] - (kw - 1) * dilation[1] - 1) // strides[1] + 1
+    out = np.zeros((x.shape[0], ho, wo, f)) + b
+    for i in range(ho):
+        for j in range(wo):
+            for a in range(kh):
+                for c in range(kw):
+                    pixel = xp[:, i * strides[0] + a * dilation[0], j * strides[1] + c * dilation[1], :]
+                    out[:, i, j, :] += pixel @ k[a, c]
+    return out
+
+
+def test_conv2d_matches_the_definition_with_tf_same_padding():
+    x, k, b = n(2, 6, 7, 3), n(3, 2, 3, 4), n(4)
+    out = conv.conv2d(x, k, b, strides=2, padding="same").numpy()
+    # TF 'same': rows ceil(6/2)=3, total pad max(2*2+3-6, 0)=1 -> (0, 1); cols ceil(7/2)=4, pad max(6+2-7,0)=1
+    np.testing.assert_allclose(out, reference_conv2d(x, k, b, (2, 2), ((0, 1), (0, 1)), (1, 1)), rtol=1e-12)
+    assert out.shape == (2, 3, 4, 4)
+
+
+def test_same_pads_put_the_odd_pixel_after():
+    assert conv.same_pads(5, 3, 2) == (1, 1)
+    assert conv.same_pads(6, 3, 2) == (0, 1)
+    assert conv.same_pads(5, 4, 1) == (1, 2)
+    assert conv.same_pads(4, 1, 3) == (0, 0)
+
+
+def test_causal_conv1d_does_not_see_the_future():
+    x = n(1, 6, 2)
+    k = n(3, 2, 1)
+    base = conv.conv1d(x, k, padding="causal", dilation_rate=2).numpy()
+    changed = x.copy()
+    changed[0, 4] += 10.0
+    out = conv.conv1d(changed, k, padding="causal", dilation_rate=2).numpy()
+    assert base.shape == (1, 6, 1)
+    np.testing.assert_array_equal(out[0, :4], base[0, :4])
+    assert not np.allclose(out[0, 4:], base[0, 4:])
+
+
+def test_conv2d_transpose_is_the_adjoint_of_conv2d():
+    """<conv(z), x> == <z, conv_transpose(x)> for every mode: the transpose really is the adjoint."""
+    for strides, padding, dilation in [(2, "valid", 1), (2, "same", 1), ((2, 3), "same", 1), (1, "valid", 2)]:
+        x, k = n(2, 3, 4, 3), n(3, 3, 2, 3)
+        y = conv.conv2d_transpose(x, k, strides=strides, padding=padding, dilation_rate=dilation).numpy()
+        z = n(*y.shape)
+        forward = conv.conv2d(z, k, strides=strides, padding=padding, dilation_rate=dilation).numpy()
+        assert forward.shape == x.shape
+        np.testing.assert_allclose((forward * x).sum(), (z * y).sum(), rtol=1e-10)
+
+
+def test_conv2d_transpose_output_lengths_follow_keras():
+    x, k = n(1, 5, 5, 1), n(3, 3, 2, 1)
+    assert conv.conv2d_transpose(x, k, strides=2).shape == (1, 11, 11, 2)
+    assert conv.conv2d_transpose(x, k, strides=2, padding="same").shape == (1, 10, 10, 2)
+    assert conv.conv2d_transpose(x, k, strides=2, output_padding=1).shape == (1, 12, 12, 2)
+    assert conv.conv2d_transpose(x, k, strides=(2, 3), padding="same", output_padding=(1, 2)).shape == (1, 10, 15, 2)
+    assert conv.conv2d_transpose(x, n(2, 2, 2, 1), strides=3).shape == (1, 15, 15, 2)
+
+
+def test_max_pool_gives_one_winner_per_window_and_overlaps_accumulate():
+    x = Tensor(np.array([[[[1.0], [1.0], [1.0]], [[1.0], [1.0], [1.0]], [[1.0], [1.0], [1.0]]]]),
+               requires_grad=True)
+    out = conv.max_pool2d(x, 2, strides=1)
+    out.sum().backward()
+    # all ties: each of the 4 windows routes its gradient to its first element only
+    np.testing.assert_array_equal(x.grad[0, :, :, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    y = Tensor(np.array([[[[0.0], [0.0], [0.0]], [[0.0], [9.0], [0.0]], [[0.0], [0.0], [0.0]]]]),
+               requires_grad=True)
+    conv.max_pool2d(y, 2, strides=1).sum().backward()
+    assert y.grad[0, 1, 1, 0] == 4.0 and y.grad.sum() == 4.0
+
+
+def test_avg_pool_same_divides_by_real_elements():
+    x = np.ones((1, 5, 5, 1))
+    out = conv.avg_pool2d(x, 3, strides=2, padding="same").numpy()
+    np.testing.assert_allclose(out, 1.0)
+    ramp = np.arange(4.0).reshape(1, 4, 1, 1)
+    out = conv.avg_pool2d(ramp, (3, 1), strides=(2, 1), padding="same").numpy()
+    # rows padded (0, 1): windows {0, 1, 2} and {2, 3} -> 1 and 2.5
+    np.testing.assert_allclose(out[0, :, 0, 0], [1.0, 2.5])
+
+
+def test_float32_stays_float32_and_no_grad_records_nothing():
+    x = Tensor(n(2, 5, 5, 2).astype("float32"), requires_grad=True)
+    k = Tensor(n(3, 3, 2, 3).astype("float32"), requires_grad=True)
+    b = Tensor(np.zeros(3, "float32"), requires_grad=True)
+    for out in [conv.conv2d(x, k, b, padding="same"), conv.conv2d_transpose(x, Tensor(n(3, 3, 3, 2).astype("float32"))),
+                conv.max_pool2d(x), conv.avg_pool2d(x, padding="same"), conv.upsample2d(x)]:
+        assert out.dtype == np.float32
+        out.sum().backward()
+    assert x.grad.dtype == k.grad.dtype == b.grad.dtype == np.float32
+    with no_grad():
+        out = conv.conv2d(x, k, b)
+    assert not out.requires_grad and out.is_leaf
+
+
+def test_only_needed_gradients_are_computed():
+    x = Tensor(n(2, 5, 5, 2))  # data: no gradient wanted
+    k = Tensor(n(3, 3, 2, 3), requires_grad=True)
+    out = conv.conv2d(x, k)
+    out.sum().backward()
+    assert x.grad is None and k.grad.shape == (3, 3, 2, 3)
+
+
+def test_primitives_reject_bad_arguments():
+    with pytest.raises(ValueError, match="padding"):
+        conv.conv2d(n(1, 4, 4, 1), n(3, 3, 1, 1), padding="full")
+    with pytest.raises(ValueError, match="causal"):
+        conv.conv2d(n(1, 4, 4, 1), n(3, 3, 1, 1), padding="causal")
+    with pytest.raises(ValueError, match="data_format"):
+        conv.conv2d(n(1, 4, 4, 1), n(3, 3, 1, 1), data_format="NHWC")
+    with pytest.raises(ValueError, match="strides"):
+        conv.conv2d(n(1, 4, 4, 1), n(3, 3, 1, 1), strides=0)
+    with pytest.raises(ValueError, match="output_padding"):
+        conv.conv2d_transpose(n(1, 3, 3, 1), n(4, 4, 1, 1), strides=2, padding="same", output_padding=0)
+
+
+# ----------------------------------------------------------------------------- torch oracle
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+TOL = {"float32": (1e-5, 1e-5), "float64": (1e-10, 1e-10)}
+
+
+def compare(sj_fn, torch_fn, arrays, dtype):
+    """Outputs, then the gradients of the same random weighting, agree to a relative 1e-5 (float32)
+    or 1e-10 (float64) of the largest value."""
+    rtol, scale_tol = TOL[dtype]
+    arrays = [np.asarray(a, dtype=dtype) for a in arrays]
+    ours = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = sj_fn(*ours)
+    ref = torch_fn(*theirs)
+    assert out.shape == tuple(ref.shape)
+    assert out.dtype == np.dtype(dtype)
+    ref_np = ref.detach().numpy()
+    np.testing.assert_allclose(out.data, ref_np, rtol=rtol, atol=scale_tol * np.abs(ref_np).max(), err_msg="forward")
+    weights = np.random.default_rng(11).standard_normal(out.shape).astype(dtype)
+    (out * Tensor(weights)).sum().backward()
+    (ref * torch.tensor(weights)).sum().backward()
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        expected = b.grad.numpy()
+        np.testing.assert_allclose(a.grad, expected, rtol=rtol, atol=scale_tol * np.abs(expected).max(),
+                                   err_msg=f"gradient of input {i}")
+
+
+def t_nhwc(x):
+    return x.permute(0, 3, 1, 2)
+
+
+def t_back(y):
+    return y.permute(0, 2, 3, 1)
+
+
+def t_weight(k):
+    """Keras (kh, kw, in/groups, out) -> torch (out, in/groups, kh, kw)."""
+    return k.permute(3, 2, 0, 1)
+
+
+def tf_pads(size, k, s, d=1):
+    """TensorFlow's 'same' padding, written out again independently of the code under test."""
+    k_eff = (k - 1) * d + 1
+    out = -(-size // s)
+    total = max((out - 1) * s + k_eff - size, 0)
+    return total // 2, total - total // 2
+
+
+TORCH_CONV2D = [
+    # (id, x NHWC, kernel, strides, padding, dilation, groups)
+    ("valid", (2, 6, 7, 3), (3, 3, 3, 4), (1, 1), "valid", (1, 1), 1),
+    ("same-s1", (2, 6, 7, 3), (3, 3, 3, 4), (1, 1), "same", (1, 1), 1),
+    ("same-s1-dilated", (2, 7, 7, 2), (3, 3, 2, 3), (1, 1), "same", (2, 2), 1),
+    ("same-s2", (2, 7, 6, 3), (3, 3, 3, 4), (2, 2), "same", (1, 1), 1),
+    ("same-unequal-strides-even-kernel", (2, 7, 6, 3), (4, 2, 3, 2), (2, 3), "same", (1, 1), 1),
+    ("valid-s2-dilation", (2, 9, 8, 2), (3, 2, 2, 3), (2, 1), "valid", (2, 3), 1),
+    ("explicit", (2, 5, 6, 2), (3, 3, 2, 3), (1, 2), ((1, 2), (0, 1)), (1, 1), 1),
+    ("groups-2", (2, 6, 6, 4), (3, 3, 2, 6), (1, 1), "valid", (1, 1), 2),
+    ("groups-3-same-s2", (2, 6, 7, 6), (3, 3, 2, 3), (2, 2), "same", (1, 1), 3),
+    ("groups-2-dilated", (2, 7, 7, 4), (2, 2, 2, 4), (1, 1), "valid", (2, 2), 2),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", TORCH_CONV2D, ids=[c[0] for c in TORCH_CONV2D])
+def test_conv2d_matches_torch(case, data_format, dtype):
+    _, xs, ks, strides, padding, dilation, groups = case
+    x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
+    k, b = n(*ks), n(ks[-1])
+
+    def ours(x, k, b):
+        return conv.conv2d(x, k, b, strides, padding, dilation, groups, data_format)
+
+    def theirs(x, k, b):
+        xt = t_nhwc(x) if data_format == "channels_last" else x
+        if padding == "same" and strides == (1, 1):
+            y = F.conv2d(xt, t_weight(k), b, 1, "same", dilation, groups)
+        else:
+            if padding == "same":
+                (pt, pb), (pl, pr) = [tf_pads(size, kk, s, d) for size, kk, s, d in
+                                      zip(xt.shape[2:], ks[:2], strides, dilation)]
+            elif padding == "valid":
+                pt = pb = pl = pr = 0
+            else:
+                (pt, pb), (pl, pr) = padding
+            y = F.conv2d(F.pad(xt, (pl, pr, pt, pb)), t_weight(k), b, strides, 0, dilation, groups)
+        return t_back(y) if data_format == "channels_last" else y
+
+    compare(ours, theirs, [x, k, b], dtype)
+
+
+TORCH_CONV1D = [
+    ("valid", (2, 9, 3), (3, 3, 4), 1, "valid", 1, 1),
+    ("same-s2", (2, 9, 3), (4, 3, 2), 2, "same", 1, 1),
+    ("causal-dilated", (2, 9, 2), (3, 2, 3), 1, "causal", 2, 1),
+    ("groups", (2, 8, 4), (3, 2, 4), 1, "valid", 1, 2),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", TORCH_CONV1D, ids=[c[0] for c in TORCH_CONV1D])
+def test_conv1d_matches_torch(case, data_format, dtype):
+    _, xs, ks, stride, padding, dilation, groups = case
+    x = n(*xs) if data_format == "channels_last" else np.ascontiguousarray(n(*xs).transpose(0, 2, 1))
+    k, b = n(*ks), n(ks[-1])
+
+    def theirs(x, k, b):
+        xt = x.permute(0, 2, 1) if data_format == "channels_last" else x
+        length = xt.shape[2]
+        if padding == "same":
+            pads = tf_pads(length, ks[0], stride, dilation)
+        elif padding == "causal":
+            pads = ((ks[0] - 1) * dilation, 0)
+        else:
+            pads = (0, 0)
+        y = F.conv1d(F.pad(xt, pads), k.permute(2, 1, 0), b, stride, 0, dilation, groups)
+        return y.permute(0, 2, 1) if data_format == "channels_last" else y
+
+    compare(lambda x, k, b: conv.conv1d(x, k, b, stride, padding, dilation, groups, data_format),
+            theirs, [x, k, b], dtype)
+
+
+TORCH_TRANSPOSE = [
+    # (id, x NHWC, kernel (kh, kw, filters, in), strides, padding, output_padding, dilation)
+    ("valid-s1", (2, 4, 5, 3), (3, 3, 2, 3), (1, 1), "valid", None, (1, 1)),
+    ("valid-s2", (2, 4, 5, 3), (3, 3, 2, 3), (2, 2), "valid", None, (1, 1)),
+    ("same-s2", (2, 4, 5, 3), (3, 3, 2, 3), (2, 2), "same", None, (1, 1)),
+    ("same-s2-even-kernel", (2, 4, 5, 3), (4, 2, 2, 3), (2, 2), "same", None, (1, 1)),
+    ("same-unequal", (2, 4, 3, 2), (3, 3, 3, 2), (2, 3), "same", None, (1, 1)),
+    ("output-padding-valid", (2, 4, 3, 2), (3, 3, 3, 2), (2, 2), "valid", (1, 0), (1, 1)),
+    ("output-padding-same", (2, 4, 3, 2), (3, 3, 3, 2), (3, 2), "same", (2, 1), (1, 1)),
+    ("dilated", (2, 4, 3, 2), (2, 3, 3, 2), (1, 1), "valid", None, (2, 2)),
+]
+
+
+def keras_deconv_length(size, k, padding, op, s, d):
+    k_eff = (k - 1) * d + 1
+    if op is None:
+        return size * s + max(k_eff - s, 0) if padding == "valid" else size * s
+    pad = k_eff // 2 if padding == "same" else 0
+    return (size - 1) * s + k_eff - 2 * pad + op
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", TORCH_TRANSPOSE, ids=[c[0] for c in TORCH_TRANSPOSE])
+def test_conv2d_transpose_matches_torch(case, data_format, dtype):
+    _, xs, ks, strides, padding, output_padding, dilation = case
+    x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
+    k, b = n(*ks), n(ks[2])
+    ops_ = output_padding or (None, None)
+    lengths = [keras_deconv_length(size, kk, padding, op, s, d)
+               for size, kk, op, s, d in zip(xs[1:3], ks[:2], ops_, strides, dilation)]
+
+    def theirs(x, k, b):
+        xt = t_nhwc(x) if data_format == "channels_last" else x
+        full = F.conv_transpose2d(xt, t_weight(k), None, strides, 0, 0, 1, dilation)  # no padding, then crop
+        before = [tf_pads(length, kk, s, d)[0] if padding == "same" else 0
+                  for length, kk, s, d in zip(lengths, ks[:2], strides, dilation)]
+        # TF's output: pixels before[i] .. before[i] + length[i] of the full result, zero past its end
+        extra = [max(0, bf + length - size) for bf, length, size in zip(before, lengths, full.shape[2:])]
+        full = F.pad(full, (0, extra[1], 0, extra[0])) + b[None, :, None, None]
+        y = full[:, :, before[0]:before[0] + lengths[0], before[1]:before[1] + lengths[1]]
+        return t_back(y) if data_format == "channels_last" else y
+
+    compare(lambda x, k, b: conv.conv2d_transpose(x, k, b, strides, padding, output_padding, dilation, data_format),
+            theirs, [x, k, b], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("strides,padding,dilation", [((1, 1), "valid", (1, 1)), ((2, 2), "same", (1, 1)),
+                                                      ((1, 2), "valid", (2, 1))])
+def test_depthwise_matches_torch(strides, padding, dilation, data_format, dtype):
+    c, mult = 3, 2
+    x = n(2, 7, 6, c) if data_format == "channels_last" else nchw(n(2, 7, 6, c))
+    k, b = n(3, 3, c, mult), n(c * mult)
+
+    def theirs(x, k, b):
+        xt = t_nhwc(x) if data_format == "channels_last" else x
+        if padding == "same":
+            (pt, pb), (pl, pr) = [tf_pads(size, 3, s, d) for size, s, d in zip(xt.shape[2:], strides, dilation)]
+            xt = F.pad(xt, (pl, pr, pt, pb))
+        weight = t_weight(k.reshape(3, 3, 1, c * mult))  # output channel c * mult + m
+        y = F.conv2d(xt, weight, b, strides, 0, dilation, groups=c)
+        return t_back(y) if data_format == "channels_last" else y
+
+    compare(lambda x, k, b: conv.depthwise_conv2d(x, k, b, strides, padding, dilation, data_format),
+            theirs, [x, k, b], dtype)
+
+
+TORCH_POOL = [
+    ("2x2", (2, 6, 8, 3), (2, 2), None, "valid"),
+    ("overlapping-3-s2", (2, 7, 8, 3), (3, 3), (2, 2), "valid"),
+    ("same-3-s2-symmetric", (2, 7, 5, 3), (3, 3), (2, 2), "same"),
+    ("same-3-s2-asymmetric", (2, 6, 8, 3), (3, 3), (2, 2), "same"),
+    ("same-2x3-s1", (2, 5, 6, 2), (2, 3), (1, 1), "same"),
+]
+
+
+def torch_pool_pads(shape, pool, strides, padding):
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    return [tf_pads(size, k, s) for size, k, s in zip(shape, pool, strides)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", TORCH_POOL, ids=[c[0] for c in TORCH_POOL])
+def test_max_pool2d_matches_torch(case, data_format, dtype):
+    _, xs, pool, strides, padding = case
+    x = distinct(*xs) if data_format == "channels_last" else nchw(distinct(*xs))
+    s = strides or pool
+
+    def theirs(x):
+        xt = t_nhwc(x) if data_format == "channels_last" else x
+        (pt, pb), (pl, pr) = torch_pool_pads(xt.shape[2:], pool, s, padding)
+        y = F.max_pool2d(F.pad(xt, (pl, pr, pt, pb), value=-np.inf), pool, s)
+        return t_back(y) if data_format == "channels_last" else y
+
+    compare(lambda x: conv.max_pool2d(x, pool, strides, padding, data_format), theirs, [x], dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", TORCH_POOL, ids=[c[0] for c in TORCH_POOL])
+def test_avg_pool2d_matches_torch(case, data_format, dtype):
+    _, xs, pool, strides, padding = case
+    x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
+    s = strides or pool
+
+    def theirs(x):
+        xt = t_nhwc(x) if data_format == "channels_last" else x
+        (pt, pb), (pl, pr) = torch_pool_pads(xt.shape[2:], pool, s, padding)
+        if pt == pb and pl == pr:  # torch's own (symmetric) padding, not counted in the mean
+            y = F.avg_pool2d(xt, pool, s, (pt, pl), count_include_pad=False)
+        else:  # TF's asymmetric padding: window sums over the real-pixel counts
+            total = F.avg_pool2d(F.pad(xt, (pl, pr, pt, pb)), pool, s, divisor_override=1)
+            ones = F.pad(torch.ones_like(xt), (pl, pr, pt, pb))
+            y = total / F.avg_pool2d(ones, pool, s, divisor_override=1)
+        return t_back(y) if data_format == "channels_last" else y
+
+    compare(lambda x: conv.avg_pool2d(x, pool, strides, padding, data_format), theirs, [x], dtype)
+
+
+def test_torch_oracle_cases_include_asymmetric_same_padding():
+    # the 'asymmetric' cases really do pad unevenly, so the divisor path above is exercised
+    assert tf_pads(6, 3, 2) == (0, 1) and tf_pads(8, 3, 2) == (0, 1)
+    assert backend.floatx() == "float32"
