@@ -124,3 +124,23 @@ def test_fit_before_compile_and_unknown_fit_argument():
     model.compile("sgd", "mse")
     with pytest.raises(TypeError, match="nb_epochs"):
         model.fit(np.ones((2, 2)), np.ones((2, 1)), nb_epochs=3)
+
+
+def test_keras2_generator_methods():
+    x, y = blobs()
+
+    def batches():
+        while True:
+            for start in range(0, len(x), 20):
+                yield x[start:start + 20], y[start:start + 20]
+
+    set_random_seed(0)
+    model = Sequential([layers.Dense(3, activation="softmax", input_shape=(2,))])
+    model.compile(optimizers.Adam(0.05), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit_generator(batches(), steps_per_epoch=6, epochs=5, verbose=0)
+    assert len(history.history["loss"]) == 5 and history.history["loss"][-1] < history.history["loss"][0]
+    loss, accuracy = model.evaluate_generator(batches(), steps=6)
+    assert accuracy > 0.8
+    assert model.predict_generator((x[i:i + 30] for i in range(0, 120, 30)), steps=4).shape == (120, 3)
+    with pytest.raises(TypeError, match="bogus"):
+        model.fit_generator(batches(), steps_per_epoch=1, bogus=1)

@@ -452,6 +452,48 @@ class Trainer:
             outs = [B.to_host(o.data) for o in self._forward(xs, training=False)]
         return outs[0] if len(outs) == 1 else outs
 
+    # ----------------------------------------------------- Keras 1/2 generators
+    def fit_generator(self, generator, steps_per_epoch=None, epochs=1, verbose=1, callbacks=None,
+                      validation_data=None, validation_steps=None, class_weight=None, initial_epoch=0,
+                      samples_per_epoch=None, nb_epoch=None, nb_val_samples=None, **ignored):
+        """Keras 1/2: ``fit`` on a generator. Keras 1's ``samples_per_epoch`` / ``nb_val_samples`` count
+        samples, not batches; they are turned into steps using the size of the first batch."""
+        if nb_epoch is not None:
+            epochs = nb_epoch
+        _warn_ignored("fit_generator", ignored, {"max_queue_size", "max_q_size", "workers", "nb_worker",
+                                                 "use_multiprocessing", "pickle_safe", "shuffle"})
+        if steps_per_epoch is None and samples_per_epoch is not None:
+            steps_per_epoch = self._samples_to_steps(generator, samples_per_epoch)
+        if validation_steps is None and nb_val_samples is not None and _is_generator_like(validation_data):
+            validation_steps = self._samples_to_steps(validation_data, nb_val_samples)
+        return self.fit(generator, steps_per_epoch=steps_per_epoch, epochs=epochs, verbose=verbose,
+                        callbacks=callbacks, validation_data=validation_data, validation_steps=validation_steps,
+                        class_weight=class_weight, initial_epoch=initial_epoch)
+
+    def evaluate_generator(self, generator, steps=None, val_samples=None, verbose=0, **ignored):
+        """Keras 1/2: ``evaluate`` on a generator."""
+        _warn_ignored("evaluate_generator", ignored, {"max_queue_size", "max_q_size", "workers", "nb_worker",
+                                                      "use_multiprocessing", "pickle_safe"})
+        if steps is None and val_samples is not None:
+            steps = self._samples_to_steps(generator, val_samples)
+        return self.evaluate(generator, steps=steps, verbose=verbose)
+
+    def predict_generator(self, generator, steps=None, val_samples=None, verbose=0, **ignored):
+        """Keras 1/2: ``predict`` on a generator."""
+        _warn_ignored("predict_generator", ignored, {"max_queue_size", "max_q_size", "workers", "nb_worker",
+                                                     "use_multiprocessing", "pickle_safe"})
+        if steps is None and val_samples is not None:
+            steps = self._samples_to_steps(generator, val_samples)
+        return self.predict(generator, steps=steps, verbose=verbose)
+
+    @staticmethod
+    def _samples_to_steps(generator, samples) -> int:
+        batch_size = getattr(generator, "batch_size", None)
+        if batch_size is None:
+            raise ValueError("samples_per_epoch / nb_val_samples count samples, but the generator has no "
+                             "batch_size attribute to turn them into steps; pass steps_per_epoch / steps instead")
+        return max(1, -(-int(samples) // int(batch_size)))
+
     def _format_logs(self, logs: dict, return_dict: bool):
         if return_dict:
             return logs
@@ -464,6 +506,15 @@ def _is_generator_like(x) -> bool:
     if x is None or isinstance(x, (dict, list, tuple, Tensor)) or hasattr(x, "shape"):
         return False
     return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
+def _warn_ignored(method: str, ignored: dict, known: set) -> None:
+    unknown = set(ignored) - known
+    if unknown:
+        raise TypeError(f"{method}: unexpected keyword argument(s) {sorted(unknown)}")
+    if ignored:
+        warnings.warn(f"{method}: {sorted(ignored)} are ignored (shenjing prepares batches in the training "
+                      f"process)", stacklevel=3)
 
 
 def _legacy_fit_kwargs(kwargs: dict, epochs):
