@@ -61,11 +61,8 @@ def _check_seed(seed, who: str):
 
 
 def _generator(seed):
-    """The global generator ``B.rng()`` for ``seed=None``, else a fresh one of the same kind seeded with ``seed``."""
-    global_rng = B.rng()
-    if seed is None:
-        return global_rng
-    return type(global_rng)(type(global_rng.bit_generator)(seed))
+    """The global generator for ``seed=None``, else a fresh one seeded with ``seed``."""
+    return B.generator(seed)
 
 
 def _to_backend(host_array, dtype):

@@ -251,6 +251,10 @@ def test_float32_stays_float32_and_no_grad_records_nothing():
     with no_grad():
         out = conv.conv2d(x, k, b)
     assert not out.requires_grad and out.is_leaf
+    # a constant float64 kernel/bias (plain arrays) takes the data's dtype: no silent upcast
+    assert conv.conv2d(x, n(3, 3, 2, 3), n(3)).dtype == np.float32
+    assert conv.depthwise_conv2d(x, n(3, 3, 2, 1), n(2)).dtype == np.float32
+    assert conv.conv2d_transpose(x, n(3, 3, 1, 2)).dtype == np.float32
 
 
 def test_only_needed_gradients_are_computed():

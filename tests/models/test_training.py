@@ -144,3 +144,12 @@ def test_keras2_generator_methods():
     assert model.predict_generator((x[i:i + 30] for i in range(0, 120, 30)), steps=4).shape == (120, 3)
     with pytest.raises(TypeError, match="bogus"):
         model.fit_generator(batches(), steps_per_epoch=1, bogus=1)
+
+
+def test_evaluate_a_plain_generator_on_a_fresh_model_keeps_every_batch():
+    x, y = blobs(40)
+    model = Sequential([layers.Dense(3, activation="softmax", input_shape=(2,))])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    from_arrays = model.evaluate(x, y, batch_size=10, verbose=0)
+    from_generator = model.evaluate(((x[i:i + 10], y[i:i + 10]) for i in range(0, 40, 10)), steps=4, verbose=0)
+    assert abs(from_arrays - from_generator) < 1e-6

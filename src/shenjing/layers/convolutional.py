@@ -45,6 +45,7 @@ class _Conv(_SpatialLayer):
     rank = 2
     _paddings = ("valid", "same")
     _has_groups = True
+    _kernel_argument = "kernel"  # the prefix of the kernel's initializer/regularizer/constraint arguments
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -67,15 +68,16 @@ class _Conv(_SpatialLayer):
         self.groups = int(groups)
         if self.filters is not None and self.filters % self.groups:
             raise ValueError(f"{self._describe()}: groups={self.groups} must divide filters={self.filters}")
-        self.activation = activations.get(activation)
+        self.activation = self._resolve(activations, activation, "activation")
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        kernel = self._kernel_argument
+        self.kernel_initializer = self._resolve(initializers, kernel_initializer, f"{kernel}_initializer")
+        self.bias_initializer = self._resolve(initializers, bias_initializer, "bias_initializer")
+        self.kernel_regularizer = self._resolve(regularizers, kernel_regularizer, f"{kernel}_regularizer")
+        self.bias_regularizer = self._resolve(regularizers, bias_regularizer, "bias_regularizer")
+        self.activity_regularizer = self._resolve(regularizers, activity_regularizer, "activity_regularizer")
+        self.kernel_constraint = self._resolve(constraints, kernel_constraint, f"{kernel}_constraint")
+        self.bias_constraint = self._resolve(constraints, bias_constraint, "bias_constraint")
 
     # ---------------------------------------------------------------- shapes
     def _k_eff(self) -> tuple:
@@ -280,6 +282,7 @@ class DepthwiseConv2D(_Conv):
 
     rank = 2
     _has_groups = False
+    _kernel_argument = "depthwise"
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1, data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
@@ -356,6 +359,7 @@ class SeparableConv2D(_Conv):
 
     rank = 2
     _has_groups = False
+    _kernel_argument = "depthwise"
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), depth_multiplier=1, activation=None, use_bias=True,
@@ -373,9 +377,9 @@ class SeparableConv2D(_Conv):
             raise ValueError(f"{self._describe()}: depth_multiplier must be a positive integer, "
                              f"got {depth_multiplier!r}")
         self.depth_multiplier = int(depth_multiplier)
-        self.pointwise_initializer = initializers.get(pointwise_initializer)
-        self.pointwise_regularizer = regularizers.get(pointwise_regularizer)
-        self.pointwise_constraint = constraints.get(pointwise_constraint)
+        self.pointwise_initializer = self._resolve(initializers, pointwise_initializer, "pointwise_initializer")
+        self.pointwise_regularizer = self._resolve(regularizers, pointwise_regularizer, "pointwise_regularizer")
+        self.pointwise_constraint = self._resolve(constraints, pointwise_constraint, "pointwise_constraint")
 
     def build(self, input_shape) -> None:
         _SpatialLayer.build(self, input_shape)
@@ -426,10 +430,9 @@ _KERAS1_CONV = {"nb_filter": "filters", "init": "kernel_initializer", "border_mo
 
 
 def _keras1_kwargs(kwargs: dict, layer: str) -> dict:
-    kwargs = rename_legacy_kwargs(kwargs, _KERAS1_CONV, layer)
-    if isinstance(kwargs.get("data_format"), str) and kwargs["data_format"] in ("th", "tf", "default"):
-        kwargs["data_format"] = legacy_data_format(kwargs["data_format"], layer)
-    return kwargs
+    if "dim_ordering" in kwargs:
+        kwargs = dict(kwargs, dim_ordering=legacy_data_format(kwargs["dim_ordering"], layer))
+    return rename_legacy_kwargs(kwargs, _KERAS1_CONV, layer)
 
 
 class Convolution2D(Conv2D):

@@ -183,7 +183,7 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.noise_shape = noise_shape
         self.seed = seed
-        self._generator = None if seed is None else type(B.rng())(type(B.rng().bit_generator)(seed))
+        self._generator = None if seed is None else B.generator(seed)
 
     def _mask(self, shape, dtype):
         generator = self._generator or B.rng()

@@ -27,8 +27,7 @@ def _generator(seed, who: str):
         return None
     if isinstance(seed, bool) or not hasattr(seed, "__index__") or int(seed) < 0:
         raise ValueError(f"{who}: seed must be a non-negative integer or None, got {seed!r}")
-    template = B.rng()
-    return type(template)(type(template.bit_generator)(int(seed)))
+    return B.generator(int(seed))
 
 
 def _check_rate(rate, who: str) -> float:

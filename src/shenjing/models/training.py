@@ -284,9 +284,12 @@ class Trainer:
         if generator:
             if not self.compiled:
                 raise RuntimeError("fit: the model must be compiled first: call model.compile(optimizer, loss)")
+            if hasattr(x, "__getitem__"):
+                first = self._standardize_batch(x[0])
+            else:
+                x = _peek(x)
+                first = self._standardize_batch(x.first)
             train = self._batches("fit", x, None, None, batch_size, steps=steps_per_epoch)
-            first = next(iter(da.GeneratorBatches(x, 1, "fit", self._standardize_batch))) if not hasattr(
-                x, "__getitem__") else self._standardize_batch(x[0])
             self._ensure_ready("fit", first[0], first[1])
         else:
             xs, ys, sw, n = self._prepare("fit", x, y, sample_weight, class_weight)
@@ -365,9 +368,12 @@ class Trainer:
         verbose = 1 if verbose == "auto" else int(verbose)
         batch_size = da.check_batch_size(batch_size, "evaluate")
         if _is_generator_like(x):
-            first = self._standardize_batch(x[0]) if hasattr(x, "__getitem__") else None
-            if first is not None:
-                self._ensure_ready("evaluate", first[0], first[1])
+            if hasattr(x, "__getitem__"):
+                first = self._standardize_batch(x[0])
+            else:
+                x = _peek(x)
+                first = self._standardize_batch(x.first)
+            self._ensure_ready("evaluate", first[0], first[1])
             data = x
             n_steps = steps if steps is not None else (len(x) if hasattr(x, "__len__") else None)
         else:
@@ -506,6 +512,24 @@ def _is_generator_like(x) -> bool:
     if x is None or isinstance(x, (dict, list, tuple, Tensor)) or hasattr(x, "shape"):
         return False
     return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
+class _peek:
+    """An iterator whose first item was looked at (to build the model) and is still delivered first."""
+
+    def __init__(self, iterable):
+        self._iterator = iter(iterable)
+        self.first = next(self._iterator)
+        self._pending = True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._pending:
+            self._pending = False
+            return self.first
+        return next(self._iterator)
 
 
 def _warn_ignored(method: str, ignored: dict, known: set) -> None:

@@ -36,12 +36,8 @@ _SNAP = 1e-6  # coordinates this close to an integer are treated as exact (keeps
 
 # ------------------------------------------------------------------------------------------------ helpers
 def _generator(seed=None):
-    """The global host generator ``B.rng()`` if ``seed`` is None, else a fresh generator of the same kind
-    seeded with ``seed`` (an int or a sequence of ints)."""
-    base = B.rng()
-    if seed is None:
-        return base
-    return type(base)(type(base.bit_generator)(seed))
+    """The global host generator if ``seed`` is None, else one seeded with ``seed``."""
+    return B.generator(seed)
 
 
 def _as_float(x, dtype):
@@ -122,14 +118,16 @@ def resample(x, matrices, fill_mode: str = "nearest", cval: float = 0.0, order: 
         coords[...] = xp.where(snap, nearest, coords)
     batch = xp.arange(n)[:, None, None]
     constant = fill_mode == "constant"
+    # scipy.ndimage's 'constant' (what Keras uses): cval wherever the source point lies beyond the centres of
+    # the edge pixels; no blending with cval (an exact integer shift is exact either way).
+    inside = ((src_r >= 0) & (src_r <= h - 1) & (src_c >= 0) & (src_c <= w - 1))[..., None] if constant else None
 
     if order == 0:
         ir = xp.floor(src_r + 0.5).astype("int64")
         ic = xp.floor(src_c + 0.5).astype("int64")
         out = x[batch, _map_index(ir, h, fill_mode), _map_index(ic, w, fill_mode)]
         if constant:
-            inside = (ir >= 0) & (ir < h) & (ic >= 0) & (ic < w)
-            out = xp.where(inside[..., None], out, xp.asarray(cval, dtype=x.dtype))
+            out = xp.where(inside, out, xp.asarray(cval, dtype=x.dtype))
         return out.astype(x.dtype, copy=False)
 
     r0 = xp.floor(src_r)
@@ -143,9 +141,8 @@ def resample(x, matrices, fill_mode: str = "nearest", cval: float = 0.0, order: 
     c0m, c1m = _map_index(c0, w, mode), _map_index(c0 + 1, w, mode)
     out = ((1 - fr) * ((1 - fc) * x[batch, r0m, c0m] + fc * x[batch, r0m, c1m])
            + fr * ((1 - fc) * x[batch, r1m, c0m] + fc * x[batch, r1m, c1m]))
-    if constant:  # scipy.ndimage's 'constant': cval beyond the edge pixels' centres, no blending with cval
-        inside = (src_r >= 0) & (src_r <= h - 1) & (src_c >= 0) & (src_c <= w - 1)
-        out = xp.where(inside[..., None], out, xp.asarray(cval, dtype=x.dtype))
+    if constant:
+        out = xp.where(inside, out, xp.asarray(cval, dtype=x.dtype))
     return out.astype(x.dtype, copy=False)
 
 
@@ -307,7 +304,7 @@ class Iterator(Sequence):
         self.index_array = None
         self._epoch = 0
         self._started = False
-        self._base_seed = int(seed) if seed is not None else int(B.rng().integers(0, 2**63 - 1))
+        self._base_seed = int(seed) % 2**63 if seed is not None else int(B.rng().integers(0, 2**63 - 1))
 
     def _set_index_array(self):
         if self.shuffle:
@@ -382,7 +379,6 @@ class NumpyArrayIterator(Iterator):
     def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False, sample_weight=None, seed=None,
                  data_format=None, save_to_dir=None, save_prefix="", save_format="png", subset=None,
                  ignore_class_split=False, dtype=None):
-        xp = B.xp
         if save_to_dir is not None:
             raise NotImplementedError("flow: save_to_dir needs an image encoder, which shenjing does not include; "
                                       "save the batches yourself (they are arrays)")
