@@ -118,6 +118,8 @@ POOL_CASES = [
     ("same-3-s2", (2, 6, 5, 2), {"pool_size": 3, "strides": 2, "padding": "same"}),
     ("same-2x3-s1", (2, 4, 5, 2), {"pool_size": (2, 3), "strides": 1, "padding": "same"}),
     ("unequal-strides", (2, 5, 6, 2), {"pool_size": (2, 2), "strides": (1, 2)}),
+    ("disjoint-with-gaps", (2, 7, 6, 2), {"pool_size": 2, "strides": 3}),
+    ("same-2-s2-odd-size", (2, 5, 5, 2), {"pool_size": 2, "padding": "same"}),
 ]
 
 
@@ -136,7 +138,9 @@ def test_pool2d_gradients(case, data_format, op):
 @pytest.mark.parametrize("kwargs", [{"pool_size": 2}, {"pool_size": 3, "strides": 2},
                                     {"pool_size": 3, "strides": 2, "padding": "same"}])
 def test_pool1d_gradients(kwargs, data_format, op):
-    x = distinct(2, 7, 3) if data_format == "channels_last" else np.ascontiguousarray(distinct(2, 7, 3).transpose(0, 2, 1))
+    x = distinct(2, 7, 3)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(x.transpose(0, 2, 1))
     fn = conv.max_pool1d if op == "max" else conv.avg_pool1d
     assert_gradients(lambda x: fn(x, data_format=data_format, **kwargs), x)
 
@@ -480,6 +484,7 @@ TORCH_POOL = [
     ("same-3-s2-symmetric", (2, 7, 5, 3), (3, 3), (2, 2), "same"),
     ("same-3-s2-asymmetric", (2, 6, 8, 3), (3, 3), (2, 2), "same"),
     ("same-2x3-s1", (2, 5, 6, 2), (2, 3), (1, 1), "same"),
+    ("same-2-s2-odd-size", (2, 5, 7, 2), (2, 2), None, "same"),
 ]
 
 

@@ -3,10 +3,23 @@ import pytest
 
 from shenjing import backend, constraints, regularizers
 from shenjing.autodiff import Tensor
-from shenjing.layers.convolutional import (Conv1D, Conv2D, Conv2DTranspose, Convolution1D, Convolution2D, Cropping1D,
-                                           Cropping2D, DepthwiseConv2D, MaxPooling2D, SeparableConv2D, UpSampling1D,
-                                           UpSampling2D, ZeroPadding1D, ZeroPadding2D)
-from shenjing.layers.core import Activation, Dense, Flatten, Input
+from shenjing.layers.convolutional import (
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Convolution1D,
+    Convolution2D,
+    Cropping1D,
+    Cropping2D,
+    DepthwiseConv2D,
+    MaxPooling2D,
+    SeparableConv2D,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
+from shenjing.layers.core import Activation, Dense, Flatten, Input, Reshape
 from shenjing.models import Model, Sequential
 
 from .harness import layer_test
@@ -98,8 +111,7 @@ def test_conv1d_modes(mode, data_format):
 
 
 def test_conv1d_defaults_to_the_global_format_not_the_upstream_one():
-    model = Sequential([Convolution2D(2, 3, 3, input_shape=(1, 6, 6)), Flatten(), Dense(12),
-                        __import__("shenjing.layers.core", fromlist=["Reshape"]).Reshape((4, 3)),
+    model = Sequential([Convolution2D(2, 3, 3, input_shape=(1, 6, 6)), Flatten(), Dense(12), Reshape((4, 3)),
                         Conv1D(5, 2)])
     assert model.output_shape == (None, 3, 5)
     assert model.layers[-1].data_format == "channels_last"

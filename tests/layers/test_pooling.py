@@ -4,9 +4,18 @@ import pytest
 from shenjing import backend
 from shenjing.layers.convolutional import Convolution2D
 from shenjing.layers.convolutional import MaxPooling2D as MaxPooling2DFromConvolutional
-from shenjing.layers.pooling import (AveragePooling1D, AveragePooling2D, AvgPool2D, GlobalAveragePooling1D,
-                                     GlobalAveragePooling2D, GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool2D,
-                                     MaxPooling1D, MaxPooling2D)
+from shenjing.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AvgPool2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPool2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
 from shenjing.models import Sequential
 
 from .harness import layer_test

@@ -486,18 +486,24 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
     pad_shape = xpad.shape
     result = _from_nhwc(out, rank, data_format)
 
+    disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
+
     def backward(g):
         gd = _to_nhwc(g, rank, data_format)
         buf = xp.zeros(pad_shape, dtype=g.dtype)
-        if kind == "max":
-            for t in range(taps):
-                i, j = divmod(t, kw)
-                buf[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :] += gd * (winner == t)
-        else:
-            share = gd / count
-            for t in range(taps):
-                i, j = divmod(t, kw)
-                buf[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :] += share
+        share = gd / count if kind == "avg" else None
+        for t in range(taps):
+            i, j = divmod(t, kw)
+            target = buf[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :]
+            if kind == "max":
+                if disjoint:  # the taps' slices do not overlap: write in place, no temporary
+                    xp.multiply(gd, winner == t, out=target)
+                else:
+                    target += gd * (winner == t)
+            elif disjoint:
+                target[...] = share
+            else:
+                target += share
         return (_from_nhwc(buf[:, pt:pt + h, pl:pl + w, :], rank, data_format),)
 
     return make(result, (x,), backward)

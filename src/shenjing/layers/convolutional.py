@@ -26,15 +26,31 @@ The pooling layers are importable from here too, as they were in Keras 1
 from __future__ import annotations
 
 from .. import activations, constraints, initializers, regularizers
-from .. import backend as B
 from ..autodiff import conv as C
 from ..autodiff import ops
 from .base import _shape_str, add_activity_loss
 from .core import rename_legacy_kwargs
-from .pooling import (AveragePooling1D, AveragePooling2D, AvgPool1D, AvgPool2D, GlobalAveragePooling1D,
-                      GlobalAveragePooling2D, GlobalAvgPool1D, GlobalAvgPool2D, GlobalMaxPool1D, GlobalMaxPool2D,
-                      GlobalMaxPooling1D, GlobalMaxPooling2D, MaxPool1D, MaxPool2D, MaxPooling1D, MaxPooling2D,
-                      _SpatialLayer, check_padding, legacy_data_format)
+from .pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AvgPool1D,
+    AvgPool2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPool1D,
+    MaxPool2D,
+    MaxPooling1D,
+    MaxPooling2D,
+    _SpatialLayer,
+    check_padding,
+    legacy_data_format,
+)
 
 # ----------------------------------------------------------------------- convolutions
 

@@ -124,6 +124,14 @@ class Model(Trainer, Layer):
         return self._outputs[0] if len(self._outputs) == 1 else list(self._outputs)
 
     @property
+    def output_shape(self):
+        """The output shape (a list of shapes for several outputs) of a functional model."""
+        if not self._is_graph:
+            return Layer.output_shape.fget(self)
+        shapes = [t.shape for t in self._outputs]
+        return shapes if self._multi_output else shapes[0]
+
+    @property
     def inputs(self) -> list:
         return list(self._inputs) if self._is_graph else None
 
