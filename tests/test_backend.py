@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+
+from shenjing import backend, layers
+from shenjing.models import Sequential
+
+
+def test_defaults():
+    assert backend.floatx() == "float32" and backend.epsilon() == 1e-7
+    assert backend.image_data_format() == "channels_last" and backend.backend() == "numpy"
+
+
+def test_config_file_in_shenjing_home(tmp_path, monkeypatch):
+    (tmp_path / "shenjing.json").write_text(json.dumps({"image_data_format": "channels_first", "epsilon": 1e-6}))
+    monkeypatch.setenv("SHENJING_HOME", str(tmp_path))
+    try:
+        backend._read_config()
+        assert backend.image_data_format() == "channels_first" and backend.epsilon() == 1e-6
+    finally:
+        backend.set_image_data_format("channels_last")
+        backend.set_epsilon(1e-7)
+
+
+def test_corrupt_config_file_is_named(tmp_path, monkeypatch):
+    (tmp_path / "shenjing.json").write_text("{not json")
+    monkeypatch.setenv("SHENJING_HOME", str(tmp_path))
+    with pytest.raises(ValueError, match="shenjing.json"):
+        backend._read_config()
+
+
+def test_global_data_format_reaches_layers():
+    backend.set_image_data_format("channels_first")
+    try:
+        model = Sequential([layers.Conv2D(3, 3, input_shape=(1, 8, 8)), layers.MaxPooling2D(2)])
+        assert model.output_shape == (None, 3, 3, 3)
+    finally:
+        backend.set_image_data_format("channels_last")
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="float32"):
+        backend.set_floatx("float8")
+    with pytest.raises(ValueError, match="channels_last"):
+        backend.set_image_data_format("NHWC")
+    with pytest.raises(ValueError, match="unknown backend"):
+        backend.set_backend("jax")
+
+
+def test_seeded_generators():
+    a = backend.generator(5).random(3)
+    assert np.array_equal(a, backend.generator(5).random(3))
+    backend.set_random_seed(9)
+    first = backend.generator().random(2)
+    backend.set_random_seed(9)
+    assert np.array_equal(first, backend.generator().random(2))
