@@ -76,3 +76,22 @@ def layer_gradient_error(layer, x, training=False) -> float:
 
     numeric = numerical_gradient(value, [x] + [w.data for w in weights])
     return max(relative_error(a, n) for a, n in zip(analytic, numeric))
+
+
+def regularizer_test(layer_cls, kwargs, input_shape, argument: str, weight: str, factor: float = 0.25):
+    """``layer_cls(**kwargs, <argument>=L2(factor))`` puts exactly ``factor · Σ weight²`` into
+    ``layer.losses``, and the penalty's gradient reaches that weight."""
+    from shenjing import regularizers
+
+    layer = layer_cls(**kwargs, **{argument: regularizers.L2(factor)})
+    layer(np.random.default_rng(0).uniform(-1, 1, input_shape).astype("float32"))
+    penalties = layer.losses
+    assert len(penalties) == 1, f"{layer_cls.__name__}: expected one penalty from {argument}, got {len(penalties)}"
+    variable = getattr(layer, weight)
+    expected = factor * float((variable.numpy().astype("float64") ** 2).sum())
+    np.testing.assert_allclose(float(penalties[0].data), expected, rtol=1e-5)
+    variable.grad = None
+    penalties[0].backward()
+    np.testing.assert_allclose(variable.grad, 2 * factor * variable.numpy(), rtol=1e-5, atol=1e-7)
+    variable.grad = None
+    return layer
