@@ -78,7 +78,8 @@ class Tensor:
     to it.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_logits", "name", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_logits", "_keras_mask", "name",
+                 "__weakref__")
     __array_priority__ = 1000  # make ndarray + Tensor call Tensor.__radd__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
@@ -88,6 +89,7 @@ class Tensor:
         self._parents = ()
         self._backward = None
         self._logits = None
+        self._keras_mask = None
         self.name = name
 
     # ------------------------------------------------------------------ basics
@@ -290,6 +292,7 @@ def make(data, parents: tuple, backward) -> Tensor:
     out.data = data
     out.grad = None
     out._logits = None
+    out._keras_mask = None
     out.name = None
     if _grad_enabled and any(p.requires_grad for p in parents):
         out.requires_grad = True

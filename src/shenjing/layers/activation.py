@@ -8,6 +8,8 @@ from .base import Layer
 
 
 class _Elementwise(Layer):
+    supports_masking = True
+
     def compute_output_shape(self, input_shape):
         return input_shape
 

@@ -74,6 +74,10 @@ def _shape_of(x):
     return tuple(x.shape)
 
 
+def _mask_of(x):
+    return getattr(x, "_keras_mask", None) if isinstance(x, Tensor) else None
+
+
 class Layer:
     """Base class of all layers.
 
@@ -285,12 +289,44 @@ class Layer:
     def __call__(self, inputs, *args, training=None, **kwargs):
         if _is_symbolic(inputs):
             return self._symbolic_call(inputs, *args, training=training, **kwargs)
+        masks = _map(_mask_of, inputs)
         inputs = _map(self._to_tensor, inputs)
         shape = [_shape_of(x) for x in inputs] if isinstance(inputs, (list, tuple)) else _shape_of(inputs)
         self._maybe_build(shape)
         self._check_input(inputs)
-        out = self.call(inputs, *args, **self._call_kwargs_for(training=training, **kwargs))
+        call_kwargs = self._call_kwargs_for(training=training, **kwargs)
+        masked = any(m is not None for m in _flatten(masks))
+        if masked and "mask" in self._call_params() and kwargs.get("mask") is None:
+            call_kwargs["mask"] = masks
+        out = self.call(inputs, *args, **call_kwargs)
+        if masked or type(self).compute_mask is not Layer.compute_mask:
+            out_mask = self.compute_mask(inputs, masks if masked else None)
+            if isinstance(out, Tensor):
+                out._keras_mask = out_mask
+            elif isinstance(out, (list, tuple)) and isinstance(out_mask, (list, tuple)):
+                for o, m in zip(out, out_mask):
+                    o._keras_mask = m
         return out
+
+    # ------------------------------------------------------------------ masking
+    supports_masking = False
+    """True for layers that keep the time steps of their input: the input's mask passes through."""
+
+    def compute_mask(self, inputs, mask=None):
+        """The output's mask (a boolean array, True = a real step) from the input's: passed through
+        by layers that support masking, dropped by the others. Masking and Embedding(mask_zero=True)
+        override it to create masks."""
+        if not self.supports_masking:
+            return None
+        if isinstance(mask, (list, tuple)):
+            present = [m for m in mask if m is not None]
+            if not present:
+                return None
+            combined = present[0]
+            for m in present[1:]:
+                combined = combined & m
+            return combined
+        return mask
 
     _accepts_integer_input = False  # True for layers fed indices (Embedding) and for models (pass-through)
 
@@ -307,7 +343,11 @@ class Layer:
         if kind == "f" or not self._accepts_integer_input:
             target = self.dtype or B.floatx()
             if isinstance(x, Tensor):
-                return x if data.dtype == target or kind == "f" else ops.cast(x, target)
+                if data.dtype == target or kind == "f":
+                    return x
+                cast = ops.cast(x, target)
+                cast._keras_mask = x._keras_mask
+                return cast
             if data.dtype != target:
                 data = data.astype(target)
         return x if isinstance(x, Tensor) else Tensor(data)

@@ -77,6 +77,8 @@ class Dense(Layer):
     Keras 1 spellings (``output_dim``, ``init``, ``W_regularizer``, ``bias``) are accepted.
     """
 
+    supports_masking = True
+
     def __init__(self, units=None, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
@@ -150,6 +152,8 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies an activation function (a name such as ``'tanh'`` or a callable)."""
 
+    supports_masking = True
+
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
         self.activation = self._resolve(activations, activation, "activation")
@@ -173,6 +177,8 @@ class Dropout(Layer):
     Inactive in inference. ``noise_shape`` broadcasts one mask over axes of size 1;
     ``seed`` makes the masks of this layer reproducible on its own.
     """
+
+    supports_masking = True
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         if "p" in kwargs:  # Keras 1

@@ -11,6 +11,8 @@ from .base import Layer, _shape_str
 class _Merge(Layer):
     """Elementwise merge of two or more inputs whose shapes broadcast (batch axis aside)."""
 
+    supports_masking = True
+
     min_inputs = 2
 
     def _check_shapes(self, shapes):

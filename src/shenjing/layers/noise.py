@@ -44,6 +44,8 @@ def _float_input(inputs):
 class _RandomLayer(Layer):
     """Shape-preserving layer with a (possibly seeded) random source."""
 
+    supports_masking = True
+
     def _init_random(self, seed) -> None:
         self.seed = seed
         self._generator = _generator(seed, f"{type(self).__name__} {self.name!r}")
@@ -243,6 +245,8 @@ class SpatialDropout3D(_SpatialDropout):
 class ActivityRegularization(Layer):
     """Pass the input through unchanged and add ``l1·Σ|x| + l2·Σx²`` (divided by the batch size, as
     every activity regularizer in shenjing) to the model's losses."""
+
+    supports_masking = True
 
     def __init__(self, l1=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)

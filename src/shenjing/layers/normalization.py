@@ -64,6 +64,8 @@ def _resolve_axes(axis, input_shape, who: str) -> tuple:
 class _Normalization(Layer):
     """Shared parts: dtype handling, input checks, config of the affine parameters."""
 
+    supports_masking = True
+
     def _init_affine(self, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
                      gamma_regularizer, beta_constraint, gamma_constraint):
         self.center = bool(center)

@@ -150,7 +150,7 @@ class Trainer:
             if loss is None:
                 per_output.append(None)
                 continue
-            value = loss(y, out, sample_weight=sw)
+            value = loss(y, out, sample_weight=_masked_weights(sw, out._keras_mask, mean_over_valid=True))
             per_output.append(value)
             term = value if weight == 1.0 else ops.mul(value, weight)
             total = term if total is None else ops.add(total, term)
@@ -165,8 +165,9 @@ class Trainer:
                 tracker.update_state(float(value.data), sample_weight=batch_size)
         sample_weights = sample_weights or [None] * len(outputs)
         for per, y, out, sw in zip(self._metrics_per_output, ys, outputs, sample_weights):
+            mask = out._keras_mask
             for _, metric, weighted in per:
-                metric.update_state(y, out.data, sample_weight=sw if weighted else None)
+                metric.update_state(y, out.data, sample_weight=_masked_weights(sw if weighted else None, mask))
 
     def _prepare_variables(self) -> None:
         """Fix the list of trained variables (and the optimizer's slots, in that order) for this fit."""
@@ -512,6 +513,21 @@ def _is_generator_like(x) -> bool:
     if x is None or isinstance(x, (dict, list, tuple, Tensor)) or hasattr(x, "shape"):
         return False
     return hasattr(x, "__next__") or hasattr(x, "__iter__") or (hasattr(x, "__getitem__") and hasattr(x, "__len__"))
+
+
+def _masked_weights(sample_weight, mask, mean_over_valid: bool = False):
+    """Sample weights with masked (padded) steps set to zero. For a loss averaged over its elements,
+    ``mean_over_valid`` rescales so that the mean runs over the real steps only (as Keras 3)."""
+    if mask is None:
+        return sample_weight
+    weights = mask.astype(B.floatx())
+    if mean_over_valid:
+        valid = float(weights.sum())
+        weights = weights * (weights.size / valid) if valid else weights
+    if sample_weight is None:
+        return weights
+    sample_weight = sample_weight.reshape(sample_weight.shape + (1,) * (weights.ndim - sample_weight.ndim))
+    return weights * sample_weight
 
 
 class _peek:
