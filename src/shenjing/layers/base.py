@@ -12,8 +12,7 @@ from __future__ import annotations
 import inspect
 
 from .. import backend as B
-from ..autodiff import Tensor, Variable, no_grad
-from ..autodiff import ops
+from ..autodiff import Tensor, Variable, no_grad, ops
 from ..utils.naming import to_snake_case, unique_name
 
 _LAYER_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim", "input_length", "weights",

@@ -29,7 +29,7 @@ from .. import activations, constraints, initializers, regularizers
 from ..autodiff import conv as C
 from ..autodiff import ops
 from .base import _shape_str, add_activity_loss
-from .core import rename_legacy_kwargs
+from .core import KernelLayer, rename_legacy_kwargs
 from .pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -55,13 +55,12 @@ from .pooling import (
 # ----------------------------------------------------------------------- convolutions
 
 
-class _Conv(_SpatialLayer):
+class _Conv(_SpatialLayer, KernelLayer):
     """Shared machinery of the convolution layers (``rank`` spatial axes)."""
 
     rank = 2
     _paddings = ("valid", "same")
     _has_groups = True
-    _kernel_argument = "kernel"  # the prefix of the kernel's initializer/regularizer/constraint arguments
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", data_format=None, dilation_rate=1,
                  groups=1, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -84,16 +83,8 @@ class _Conv(_SpatialLayer):
         self.groups = int(groups)
         if self.filters is not None and self.filters % self.groups:
             raise ValueError(f"{self._describe()}: groups={self.groups} must divide filters={self.filters}")
-        self.activation = self._resolve(activations, activation, "activation")
-        self.use_bias = bool(use_bias)
-        kernel = self._kernel_argument
-        self.kernel_initializer = self._resolve(initializers, kernel_initializer, f"{kernel}_initializer")
-        self.bias_initializer = self._resolve(initializers, bias_initializer, "bias_initializer")
-        self.kernel_regularizer = self._resolve(regularizers, kernel_regularizer, f"{kernel}_regularizer")
-        self.bias_regularizer = self._resolve(regularizers, bias_regularizer, "bias_regularizer")
-        self.activity_regularizer = self._resolve(regularizers, activity_regularizer, "activity_regularizer")
-        self.kernel_constraint = self._resolve(constraints, kernel_constraint, f"{kernel}_constraint")
-        self.bias_constraint = self._resolve(constraints, bias_constraint, "bias_constraint")
+        self._init_kernel_args(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint)
 
     # ---------------------------------------------------------------- shapes
     def _k_eff(self) -> tuple:
@@ -180,14 +171,7 @@ class _Conv(_SpatialLayer):
                       dilation_rate=self.dilation_rate)
         if self._has_groups:
             config["groups"] = self.groups
-        return dict(config, activation=activations.serialize(self.activation), use_bias=self.use_bias,
-                    kernel_initializer=initializers.serialize(self.kernel_initializer),
-                    bias_initializer=initializers.serialize(self.bias_initializer),
-                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
-                    bias_regularizer=regularizers.serialize(self.bias_regularizer),
-                    activity_regularizer=regularizers.serialize(self.activity_regularizer),
-                    kernel_constraint=constraints.serialize(self.kernel_constraint),
-                    bias_constraint=constraints.serialize(self.bias_constraint))
+        return dict(config, **self._kernel_args_config())
 
 
 def spatial_layout_channels(rank: int, data_format: str, channels) -> str:

@@ -70,7 +70,37 @@ def rename_legacy_kwargs(kwargs: dict, table: dict, layer: str) -> dict:
     return out
 
 
-class Dense(Layer):
+class KernelLayer(Layer):
+    """A layer with a kernel, an optional bias and an activation (Dense, the convolutions): the arguments
+    they share, resolved with errors naming the argument, and their config."""
+
+    _kernel_argument = "kernel"  # the prefix of the kernel's initializer/regularizer/constraint arguments
+
+    def _init_kernel_args(self, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                          bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint) -> None:
+        kernel = self._kernel_argument
+        self.activation = self._resolve(activations, activation, "activation")
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = self._resolve(initializers, kernel_initializer, f"{kernel}_initializer")
+        self.bias_initializer = self._resolve(initializers, bias_initializer, "bias_initializer")
+        self.kernel_regularizer = self._resolve(regularizers, kernel_regularizer, f"{kernel}_regularizer")
+        self.bias_regularizer = self._resolve(regularizers, bias_regularizer, "bias_regularizer")
+        self.activity_regularizer = self._resolve(regularizers, activity_regularizer, "activity_regularizer")
+        self.kernel_constraint = self._resolve(constraints, kernel_constraint, f"{kernel}_constraint")
+        self.bias_constraint = self._resolve(constraints, bias_constraint, "bias_constraint")
+
+    def _kernel_args_config(self) -> dict:
+        return dict(activation=activations.serialize(self.activation), use_bias=self.use_bias,
+                    kernel_initializer=initializers.serialize(self.kernel_initializer),
+                    bias_initializer=initializers.serialize(self.bias_initializer),
+                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                    bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                    activity_regularizer=regularizers.serialize(self.activity_regularizer),
+                    kernel_constraint=constraints.serialize(self.kernel_constraint),
+                    bias_constraint=constraints.serialize(self.bias_constraint))
+
+
+class Dense(KernelLayer):
     """``activation(inputs @ kernel + bias)`` on the last axis.
 
     Input (batch, …, in) -> output (batch, …, units); kernel (in, units), bias (units,).
@@ -96,15 +126,8 @@ class Dense(Layer):
         if units is None or int(units) != units or units <= 0:
             raise ValueError(f"Dense {self.name!r}: units must be a positive integer, got {units!r}")
         self.units = int(units)
-        self.activation = self._resolve(activations, activation, "activation")
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = self._resolve(initializers, kernel_initializer, "kernel_initializer")
-        self.bias_initializer = self._resolve(initializers, bias_initializer, "bias_initializer")
-        self.kernel_regularizer = self._resolve(regularizers, kernel_regularizer, "kernel_regularizer")
-        self.bias_regularizer = self._resolve(regularizers, bias_regularizer, "bias_regularizer")
-        self.activity_regularizer = self._resolve(regularizers, activity_regularizer, "activity_regularizer")
-        self.kernel_constraint = self._resolve(constraints, kernel_constraint, "kernel_constraint")
-        self.bias_constraint = self._resolve(constraints, bias_constraint, "bias_constraint")
+        self._init_kernel_args(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint)
 
     def build(self, input_shape) -> None:
         if len(input_shape) < 2:
@@ -139,14 +162,7 @@ class Dense(Layer):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def get_config(self) -> dict:
-        return dict(super().get_config(), units=self.units, activation=activations.serialize(self.activation),
-                    use_bias=self.use_bias, kernel_initializer=initializers.serialize(self.kernel_initializer),
-                    bias_initializer=initializers.serialize(self.bias_initializer),
-                    kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
-                    bias_regularizer=regularizers.serialize(self.bias_regularizer),
-                    activity_regularizer=regularizers.serialize(self.activity_regularizer),
-                    kernel_constraint=constraints.serialize(self.kernel_constraint),
-                    bias_constraint=constraints.serialize(self.bias_constraint))
+        return dict(super().get_config(), units=self.units, **self._kernel_args_config())
 
 
 class Activation(Layer):
