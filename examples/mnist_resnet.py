@@ -21,9 +21,15 @@ from shenjing.optimizers import Adam
 from shenjing.utils import set_random_seed, to_categorical
 
 
+def batch_norm(x):
+    # momentum 0.9 (PyTorch's 0.1): with Keras's 0.99 the moving variance, which starts at 1, needs about a
+    # thousand steps to forget that start on channels whose variance is ~0.01, longer than this budget
+    return layers.BatchNormalization(momentum=0.9)(x)
+
+
 def conv(x, filters, strides=1, residual=True):
     x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=not residual)(x)
-    return layers.BatchNormalization()(x) if residual else x
+    return batch_norm(x) if residual else x
 
 
 def block(x, filters, strides=1, residual=True):
@@ -32,7 +38,7 @@ def block(x, filters, strides=1, residual=True):
     if residual:
         shortcut = x
         if strides != 1 or x.shape[-1] != filters:
-            shortcut = layers.BatchNormalization()(layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x))
+            shortcut = batch_norm(layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x))
         y = layers.Add()([y, shortcut])
     return layers.Activation("relu")(y)
 

@@ -1,0 +1,490 @@
+"""Fused recurrent primitives: a whole sequence of SimpleRNN, LSTM or GRU steps as ONE tape node,
+with back-propagation through time written out by hand.
+
+The layer computes the input projection of every gate for the whole sequence in one matmul
+(``x_proj`` = x @ kernel + bias, shape (batch, time, gates·units)); the primitive runs the
+recurrence, one fused matmul ``h @ recurrent_kernel`` (all gates) per time step, into buffers of
+shape (time, batch, …) allocated once per call. The backward walks the steps in reverse and
+finishes with one big matmul for the recurrent kernel's gradient (Σ_t h_{t−1}ᵀ · dz_t).
+
+Conventions (Keras's):
+
+- gate order: LSTM i, f, c, o; GRU z, r, h; SimpleRNN a single block.
+- LSTM: i = σ(x_i + h·R_i), f = σ(x_f + h·R_f), g = act(x_c + h·R_c), o = σ(x_o + h·R_o),
+  c' = f·c + i·g, h' = o·act(c').
+- GRU, ``reset_after=True`` (Keras 2/3's default, cuDNN's and torch's form; separate recurrent bias
+  b_r): z = σ(x_z + (h·R + b_r)_z), r = σ(x_r + (h·R + b_r)_r), ĥ = act(x_h + r ⊙ (h·R + b_r)_h);
+  ``reset_after=False`` (the original): ĥ = act(x_h + (r ⊙ h)·R_h) and no recurrent bias.
+  h' = z·h + (1 − z)·ĥ.
+- SimpleRNN: h' = act(x + h·R).
+- ``mask`` (batch, time), True = a real step: where False, h (and c) carry over unchanged and no
+  gradient flows through that step's update. The output at a masked step is the previous output
+  (zeros before the first real step) as Keras's ``K.rnn``; with ``zero_output_for_mask`` it is zero
+  (what ``Bidirectional`` asks for).
+- ``go_backwards``: the steps run from the last to the first; outputs are returned in processing
+  order (reversed), as Keras does.
+- ``recurrent_dropout_mask`` (batch, units), constant over time: the state entering the recurrent
+  matmuls is h ⊙ mask (the carried state itself, and GRU's z-interpolation, use h).
+
+Each primitive returns ``(outputs, *final_states)``: outputs (batch, time, units) and each final
+state (batch, units), all views of the one node (a packed (batch, time + states, units) array).
+
+Activations are taken from a small table of (in-place forward, derivative from the output) pairs:
+tanh, sigmoid, hard_sigmoid (Keras 3's clip(x/6 + 1/2, 0, 1), as :mod:`shenjing.activations`), relu
+and linear. :func:`fusable` tells whether an activation is in it (layers fall back to a step-by-step
+cell otherwise).
+"""
+
+from __future__ import annotations
+
+from .. import backend as B
+from . import ops
+from .tensor import Tensor, _as_data, make
+
+# ------------------------------------------------------------------------------ activations
+
+
+def _tanh(a, out=None):
+    B.xp.tanh(a, out=a if out is None else out)
+
+
+def _sigmoid(a, out=None):
+    # σ(x) = (1 + tanh(x/2)) / 2: one transcendental pass, stable for any x
+    xp = B.xp
+    out = a if out is None else out
+    xp.multiply(a, 0.5, out=out)
+    xp.tanh(out, out=out)
+    xp.multiply(out, 0.5, out=out)
+    xp.add(out, 0.5, out=out)
+
+
+def _hard_sigmoid(a, out=None):
+    xp = B.xp
+    out = a if out is None else out
+    xp.multiply(a, 1.0 / 6.0, out=out)
+    xp.add(out, 0.5, out=out)
+    xp.clip(out, 0.0, 1.0, out=out)
+
+
+def _relu(a, out=None):
+    B.xp.maximum(a, 0, out=a if out is None else out)
+
+
+def _linear(a, out=None):
+    if out is not None:
+        out[...] = a
+
+
+# (forward(x, out=None): in place, or into out; derivative of f at x written with y = f(x))
+ACTIVATIONS = {
+    "tanh": (_tanh, lambda y: 1 - y * y),
+    "sigmoid": (_sigmoid, lambda y: y * (1 - y)),
+    "hard_sigmoid": (_hard_sigmoid, lambda y: ((y > 0) & (y < 1)).astype(y.dtype) / 6),
+    "relu": (_relu, lambda y: y > 0),
+    "linear": (_linear, lambda y: 1.0),
+}
+
+
+def fusable(activation) -> str | None:
+    """The table name of ``activation`` (a name, or a function of :mod:`shenjing.activations`), or None."""
+    if activation is None:
+        return "linear"
+    if isinstance(activation, str):
+        return activation if activation in ACTIVATIONS else None
+    from .. import activations as A
+
+    for name in ACTIVATIONS:
+        if A.ACTIVATIONS.lookup(name) is activation:
+            return name
+    return None
+
+
+def _activation(activation, argument: str):
+    name = fusable(activation)
+    if name is None:
+        raise ValueError(f"{argument}: the fused recurrent primitives support the activations "
+                         f"{sorted(ACTIVATIONS)}, got {activation!r}")
+    return ACTIVATIONS[name]
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _tensor(x, dtype):
+    if x is None:
+        return None
+    if isinstance(x, Tensor):
+        return x
+    return Tensor(_as_data(x, dtype))
+
+
+def _prepare(x_proj, states, recurrent_kernel, gates, mask, name):
+    """Check shapes; the mask in processing-independent form (batch, time) bool, or None."""
+    x_proj = x_proj if isinstance(x_proj, Tensor) else Tensor(x_proj)
+    if x_proj.ndim != 3:
+        raise ValueError(f"{name}: x_proj must be (batch, time, {gates}·units), got shape {x_proj.shape}")
+    n, t, width = x_proj.shape
+    if width % gates:
+        raise ValueError(f"{name}: the last axis of x_proj ({width}) must be {gates}·units")
+    units = width // gates
+    dtype = x_proj.dtype
+    xp = B.xp
+    out_states = []
+    for label, s in states:
+        if s is None:
+            s = Tensor(xp.zeros((n, units), dtype=dtype))
+        else:
+            s = _tensor(s, dtype)
+        if s.shape != (n, units):
+            raise ValueError(f"{name}: {label} must have shape {(n, units)}, got {s.shape}")
+        out_states.append(s)
+    recurrent_kernel = _tensor(recurrent_kernel, dtype)
+    if recurrent_kernel.shape != (units, width):
+        raise ValueError(f"{name}: recurrent_kernel must have shape {(units, width)}, got {recurrent_kernel.shape}")
+    if mask is not None:
+        mask = _as_data(mask).astype(bool)
+        if mask.shape != (n, t):
+            raise ValueError(f"{name}: mask must have shape (batch, time) = {(n, t)}, got {mask.shape}")
+    return x_proj, out_states, recurrent_kernel, mask, n, t, units
+
+
+class _Plan:
+    """Per-call step bookkeeping shared by the three primitives: processing order, masks, outputs."""
+
+    def __init__(self, n, t, units, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask):
+        xp = B.xp
+        self.t = t
+        self.go_backwards = bool(go_backwards)
+        self.index = [t - 1 - s if go_backwards else s for s in range(t)]  # input time of processing step s
+        self.keep = self.drop = self.keep_f = self.out_scale = None
+        if mask is not None and not mask.all():
+            proc = mask[:, ::-1] if go_backwards else mask
+            proc = xp.ascontiguousarray(proc.T)[:, :, None]  # (time, batch, 1), processing order
+            self.keep = proc
+            self.drop = ~proc
+            self.keep_f = proc.astype(dtype)
+            shown = proc if zero_output_for_mask else xp.cumsum(proc, axis=0) > 0  # a real step seen yet
+            if not shown.all():
+                self.out_scale = shown.astype(dtype)
+        self.rdm = None
+        if recurrent_dropout_mask is not None:
+            rdm = _as_data(recurrent_dropout_mask, dtype)
+            if rdm.shape != (n, units):
+                raise ValueError(f"recurrent_dropout_mask must have shape {(n, units)}, got {rdm.shape}")
+            self.rdm = rdm
+
+    def dropped(self, h):
+        """The state entering the recurrent matmul (recurrent dropout applied)."""
+        return h if self.rdm is None else h * self.rdm
+
+    def carry(self, new, old, s):
+        """Masked steps keep the old state (in place on ``new``)."""
+        if self.keep is not None:
+            B.xp.copyto(new, old, where=self.drop[s])
+
+    def split_grad(self, g, s):
+        """(gradient reaching the step's update, gradient carried straight to the previous state)."""
+        if self.keep is None:
+            return g, None
+        return g * self.keep_f[s], g * (1 - self.keep_f[s])
+
+    def pack(self, hs, finals):
+        """The packed output (batch, time + len(finals), units): outputs in processing order, then states."""
+        xp = B.xp
+        t = self.t
+        n, units = hs.shape[1], hs.shape[2]
+        packed = xp.empty((n, t + len(finals), units), dtype=hs.dtype)
+        seq = hs[1:]
+        if self.out_scale is not None:
+            seq = seq * self.out_scale
+        packed[:, :t] = xp.swapaxes(seq, 0, 1)
+        for k, f in enumerate(finals):
+            packed[:, t + k] = f
+        return packed
+
+    def unpack_grad(self, g, n_states):
+        """(per-step output gradients (time, batch, units) in processing order, final-state gradients)."""
+        xp = B.xp
+        t = self.t
+        g_out = xp.swapaxes(g[:, :t], 0, 1)
+        if self.out_scale is not None:
+            g_out = g_out * self.out_scale
+        return g_out, [g[:, t + k].copy() for k in range(n_states)]
+
+    def previous_states(self, hs, dtype):
+        """h_{t−1} (as it entered the recurrent matmul) of every step, in input-time order, as (time·batch, units)."""
+        xp = B.xp
+        prev = hs[:-1]
+        if self.go_backwards:
+            prev = prev[::-1]
+        if self.rdm is not None:
+            prev = prev * self.rdm
+        return xp.ascontiguousarray(prev).reshape(-1, hs.shape[-1])
+
+    def x_grad(self, dx):
+        return B.xp.swapaxes(dx, 0, 1)
+
+
+def _unpack(node, t, n_states):
+    outputs = ops.getitem(node, (slice(None), slice(0, t)))
+    finals = [ops.getitem(node, (slice(None), t + k)) for k in range(n_states)]
+    return (outputs, *finals)
+
+
+# --------------------------------------------------------------------------------- SimpleRNN
+
+
+def simple_rnn(x_proj, h0, recurrent_kernel, activation="tanh", mask=None, go_backwards=False,
+               recurrent_dropout_mask=None, zero_output_for_mask=False):
+    """h_t = act(x_proj_t + h_{t−1} @ recurrent_kernel) over the whole sequence, one tape node.
+
+    ``x_proj`` (batch, time, units); ``h0`` (batch, units) or None (zeros); ``recurrent_kernel``
+    (units, units). Returns ``(outputs (batch, time, units), h_final (batch, units))``.
+    """
+    xp = B.xp
+    x_proj, (h0,), R, mask, n, t, u = _prepare(x_proj, [("h0", h0)], recurrent_kernel, 1, mask, "simple_rnn")
+    act, dact = _activation(activation, "simple_rnn activation")
+    dtype = x_proj.dtype
+    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    xT = xp.swapaxes(x_proj.data, 0, 1)
+    Rd = R.data
+    A = xp.empty((t, n, u), dtype=dtype)  # activated h_new per input time
+    H = xp.empty((t + 1, n, u), dtype=dtype)  # carried states, processing order
+    H[0] = h0.data
+    for s in range(t):
+        ix = plan.index[s]
+        a = A[ix]
+        xp.matmul(plan.dropped(H[s]), Rd, out=a)
+        a += xT[ix]
+        act(a)
+        H[s + 1] = a
+        plan.carry(H[s + 1], H[s], s)
+
+    def backward(g):
+        g_out, (gh,) = plan.unpack_grad(g, 1)
+        dA = xp.empty((t, n, u), dtype=dtype)
+        Rt = Rd.T
+        for s in reversed(range(t)):
+            ix = plan.index[s]
+            gh += g_out[s]
+            g_new, g_skip = plan.split_grad(gh, s)
+            d = dA[ix]
+            xp.multiply(g_new, dact(A[ix]), out=d)
+            gh = d @ Rt
+            if plan.rdm is not None:
+                gh *= plan.rdm
+            if g_skip is not None:
+                gh += g_skip
+        dR = plan.previous_states(H, dtype).T @ dA.reshape(-1, u)
+        return plan.x_grad(dA), gh, dR
+
+    node = make(plan.pack(H, [H[t]]), (x_proj, h0, R), backward)
+    return _unpack(node, t, 1)
+
+
+# -------------------------------------------------------------------------------------- LSTM
+
+
+def lstm(x_proj, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activation="tanh", mask=None,
+         go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False):
+    """The LSTM recurrence (gates i, f, c, o) over the whole sequence, one tape node.
+
+    ``x_proj`` (batch, time, 4·units) = x @ kernel + bias; ``h0``, ``c0`` (batch, units) or None;
+    ``recurrent_kernel`` (units, 4·units). Returns ``(outputs, h_final, c_final)``.
+    """
+    xp = B.xp
+    x_proj, (h0, c0), R, mask, n, t, u = _prepare(x_proj, [("h0", h0), ("c0", c0)], recurrent_kernel, 4, mask,
+                                                  "lstm")
+    ract, dract = _activation(recurrent_activation, "lstm recurrent_activation")
+    act, dact = _activation(activation, "lstm activation")
+    dtype = x_proj.dtype
+    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    xT = xp.swapaxes(x_proj.data, 0, 1)
+    Rd = R.data
+    A = xp.empty((t, n, 4 * u), dtype=dtype)  # activated gates i, f, g, o per input time
+    H = xp.empty((t + 1, n, u), dtype=dtype)
+    C = xp.empty((t + 1, n, u), dtype=dtype)
+    TC = xp.empty((t, n, u), dtype=dtype)  # act(c_new), processing order
+    H[0] = h0.data
+    C[0] = c0.data
+    for s in range(t):
+        ix = plan.index[s]
+        a = A[ix]
+        xp.matmul(plan.dropped(H[s]), Rd, out=a)
+        a += xT[ix]
+        ract(a[:, :2 * u])
+        act(a[:, 2 * u:3 * u])
+        ract(a[:, 3 * u:])
+        i, f, gg, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
+        c = C[s + 1]
+        xp.multiply(f, C[s], out=c)
+        xp.multiply(i, gg, out=H[s + 1])  # H[s + 1] as scratch before it receives h
+        c += H[s + 1]
+        act(c, out=TC[s])
+        xp.multiply(o, TC[s], out=H[s + 1])
+        plan.carry(H[s + 1], H[s], s)
+        plan.carry(C[s + 1], C[s], s)
+
+    def backward(g):
+        g_out, (gh, gc) = plan.unpack_grad(g, 2)
+        dA = xp.empty((t, n, 4 * u), dtype=dtype)
+        Rt = Rd.T
+        for s in reversed(range(t)):
+            ix = plan.index[s]
+            gh += g_out[s]
+            gh_new, gh_skip = plan.split_grad(gh, s)
+            gc_new, gc_skip = plan.split_grad(gc, s)
+            a = A[ix]
+            i, f, gg, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
+            tc = TC[s]
+            d = dA[ix]
+            # o
+            xp.multiply(gh_new, tc, out=d[:, 3 * u:])
+            d[:, 3 * u:] *= dract(o)
+            # the cell: dL/dc_new
+            dc = gh_new * o
+            dc *= dact(tc)
+            dc += gc_new
+            # i, f (one block), g
+            xp.multiply(dc, gg, out=d[:, :u])
+            xp.multiply(dc, C[s], out=d[:, u:2 * u])
+            d[:, :2 * u] *= dract(a[:, :2 * u])
+            xp.multiply(dc, i, out=d[:, 2 * u:3 * u])
+            d[:, 2 * u:3 * u] *= dact(gg)
+            gh = d @ Rt
+            if plan.rdm is not None:
+                gh *= plan.rdm
+            gc = dc * f
+            if gh_skip is not None:
+                gh += gh_skip
+                gc += gc_skip
+        dR = plan.previous_states(H, dtype).T @ dA.reshape(-1, 4 * u)
+        return plan.x_grad(dA), gh, gc, dR
+
+    node = make(plan.pack(H, [H[t], C[t]]), (x_proj, h0, c0, R), backward)
+    return _unpack(node, t, 2)
+
+
+# --------------------------------------------------------------------------------------- GRU
+
+
+def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, recurrent_activation="sigmoid",
+        activation="tanh", mask=None, go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False):
+    """The GRU recurrence (gates z, r, h) over the whole sequence, one tape node.
+
+    ``x_proj`` (batch, time, 3·units) = x @ kernel + input bias; ``h0`` (batch, units) or None;
+    ``recurrent_kernel`` (units, 3·units); ``recurrent_bias`` (3·units,) or None, used only with
+    ``reset_after=True``. Returns ``(outputs, h_final)``.
+    """
+    xp = B.xp
+    x_proj, (h0,), R, mask, n, t, u = _prepare(x_proj, [("h0", h0)], recurrent_kernel, 3, mask, "gru")
+    ract, dract = _activation(recurrent_activation, "gru recurrent_activation")
+    act, dact = _activation(activation, "gru activation")
+    dtype = x_proj.dtype
+    reset_after = bool(reset_after)
+    bias = None
+    if reset_after and recurrent_bias is not None:
+        bias = _tensor(recurrent_bias, dtype)
+        if bias.shape != (3 * u,):
+            raise ValueError(f"gru: recurrent_bias must have shape {(3 * u,)}, got {bias.shape}")
+    elif recurrent_bias is not None:
+        raise ValueError("gru: recurrent_bias is used only with reset_after=True (reset_after=False adds the "
+                         "whole bias to x_proj)")
+    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    xT = xp.swapaxes(x_proj.data, 0, 1)
+    Rd = R.data
+    A = xp.empty((t, n, 3 * u), dtype=dtype)  # activated z, r, ĥ per input time
+    H = xp.empty((t + 1, n, u), dtype=dtype)
+    H[0] = h0.data
+    # reset_after: (h·R + b)_h per input time; else r ⊙ h (the input of the h-block matmul)
+    AUX = xp.empty((t, n, u), dtype=dtype)
+    tmp = xp.empty((n, 3 * u if reset_after else 2 * u), dtype=dtype)
+    for s in range(t):
+        ix = plan.index[s]
+        a, x = A[ix], xT[ix]
+        hp = plan.dropped(H[s])
+        if reset_after:
+            xp.matmul(hp, Rd, out=tmp)
+            if bias is not None:
+                tmp += bias.data
+            xp.add(x[:, :2 * u], tmp[:, :2 * u], out=a[:, :2 * u])
+            ract(a[:, :2 * u])
+            AUX[ix] = tmp[:, 2 * u:]
+            xp.multiply(a[:, u:2 * u], AUX[ix], out=a[:, 2 * u:])
+        else:
+            xp.matmul(hp, Rd[:, :2 * u], out=tmp)
+            xp.add(x[:, :2 * u], tmp, out=a[:, :2 * u])
+            ract(a[:, :2 * u])
+            xp.multiply(a[:, u:2 * u], hp, out=AUX[ix])
+            xp.matmul(AUX[ix], Rd[:, 2 * u:], out=a[:, 2 * u:])
+        a[:, 2 * u:] += x[:, 2 * u:]
+        act(a[:, 2 * u:])
+        z, hh = a[:, :u], a[:, 2 * u:]
+        h = H[s + 1]
+        xp.subtract(H[s], hh, out=h)
+        h *= z
+        h += hh
+        plan.carry(h, H[s], s)
+
+    def backward(g):
+        g_out, (gh,) = plan.unpack_grad(g, 1)
+        dA = xp.empty((t, n, 3 * u), dtype=dtype)
+        DH = xp.empty((t, n, u), dtype=dtype) if reset_after else None  # gradient of (h·R + b)_h
+        Rt = Rd.T
+        drec = xp.empty((n, 3 * u), dtype=dtype)
+        for s in reversed(range(t)):
+            ix = plan.index[s]
+            gh += g_out[s]
+            g_new, g_skip = plan.split_grad(gh, s)
+            a = A[ix]
+            z, r, hh = a[:, :u], a[:, u:2 * u], a[:, 2 * u:]
+            hprev = H[s]
+            d = dA[ix]
+            xp.subtract(hprev, hh, out=d[:, :u])
+            d[:, :u] *= g_new
+            d[:, :u] *= dract(z)
+            xp.multiply(g_new, 1 - z, out=d[:, 2 * u:])
+            d[:, 2 * u:] *= dact(hh)
+            dhh = d[:, 2 * u:]
+            if reset_after:
+                xp.multiply(dhh, AUX[ix], out=d[:, u:2 * u])
+                d[:, u:2 * u] *= dract(r)
+                drec[:, :2 * u] = d[:, :2 * u]
+                xp.multiply(dhh, r, out=drec[:, 2 * u:])
+                DH[ix] = drec[:, 2 * u:]
+                dhp = drec @ Rt
+            else:
+                drh = dhh @ Rd[:, 2 * u:].T  # gradient of r ⊙ hp
+                hp = plan.dropped(hprev)
+                xp.multiply(drh, hp, out=d[:, u:2 * u])
+                d[:, u:2 * u] *= dract(r)
+                dhp = d[:, :2 * u] @ Rd[:, :2 * u].T
+                dhp += drh * r
+            if plan.rdm is not None:
+                dhp *= plan.rdm
+            gh = g_new * z
+            gh += dhp
+            if g_skip is not None:
+                gh += g_skip
+        prev = plan.previous_states(H, dtype)
+        flat = dA.reshape(-1, 3 * u)
+        dR = xp.empty_like(Rd)
+        dR[:, :2 * u] = prev.T @ flat[:, :2 * u]
+        if reset_after:
+            dR[:, 2 * u:] = prev.T @ DH.reshape(-1, u)
+        else:
+            dR[:, 2 * u:] = AUX.reshape(-1, u).T @ flat[:, 2 * u:]
+        grads = [plan.x_grad(dA), gh, dR]
+        if bias is not None:
+            db = xp.empty(3 * u, dtype=dtype)
+            db[:2 * u] = flat[:, :2 * u].sum(axis=0)
+            db[2 * u:] = DH.reshape(-1, u).sum(axis=0)
+            grads.append(db)
+        return tuple(grads)
+
+    parents = (x_proj, h0, R) if bias is None else (x_proj, h0, R, bias)
+    node = make(plan.pack(H, [H[t]]), parents, backward)
+    return _unpack(node, t, 1)
+
+
+__all__ = ["simple_rnn", "lstm", "gru", "fusable", "ACTIVATIONS"]
