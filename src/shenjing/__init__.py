@@ -10,9 +10,9 @@ __version__ = "0.1.0"
 from . import backend
 from .autodiff import Tensor, Variable, no_grad
 from . import activations, constraints, initializers, losses, metrics, optimizers, regularizers  # noqa: E402
-from . import callbacks, datasets, layers, models, preprocessing, utils  # noqa: E402
+from . import callbacks, datasets, layers, models, preprocessing, saving, utils  # noqa: E402
 
 __all__ = [
     "backend", "Tensor", "Variable", "no_grad", "activations", "constraints", "initializers", "losses", "metrics",
-    "optimizers", "regularizers", "callbacks", "datasets", "layers", "models", "preprocessing", "utils", "__version__",
+    "optimizers", "regularizers", "callbacks", "datasets", "layers", "models", "preprocessing", "saving", "utils", "__version__",
 ]

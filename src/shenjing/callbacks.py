@@ -27,6 +27,7 @@ import warnings
 from .utils.progbar import Progbar
 
 __all__ = [
+    "ModelCheckpoint", "BackupAndRestore",
     "Callback",
     "CallbackList",
     "History",
@@ -896,3 +897,6 @@ class SwapEMAWeights(Callback):
         self._swap_out()  # the optimizer's averages must be back in its slots before finalizing
         self._in_fit = False
         self._optimizer().finalize_variable_values(self.model.trainable_weights)
+
+
+from .saving.checkpoint import BackupAndRestore, ModelCheckpoint  # noqa: E402  (saving needs the Callback base)

@@ -18,7 +18,7 @@ def test_demo_trains_on_the_embedded_sample(capsys):
 def test_help_and_bad_arguments(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--help"])
-    assert exit_info.value.code == 0 and "embedded MNIST sample" in capsys.readouterr().out
+    assert exit_info.value.code == 0 and "MNIST sample shipped" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--epochs", "0"])
     assert exit_info.value.code == 2 and "--epochs must be a positive integer" in capsys.readouterr().err

@@ -15,8 +15,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _resume_hook import ensure_resume_hook  # noqa: E402
-
 import shenjing.layers as L  # noqa: E402
 from shenjing.callbacks import Callback  # noqa: E402
 from shenjing.models import Sequential  # noqa: E402
@@ -39,7 +37,6 @@ class Killer(Callback):
 
 
 def main(out, backup_dir, kill=None):
-    ensure_resume_hook()
     set_random_seed(0)
     rng = np.random.default_rng(1)
     x = rng.normal(size=(96, 6)).astype("float32")

@@ -18,8 +18,6 @@ from shenjing.saving import load_model, load_weights
 from shenjing.saving.atomic import remove_stale_temporaries
 from shenjing.saving.checkpoint import BackupAndRestore, ModelCheckpoint
 
-from ._resume_hook import ensure_resume_hook, loop_has_hook
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(HERE, "..", "..", "src"),
                                                     os.environ.get("PYTHONPATH", "")]))
@@ -112,10 +110,6 @@ class Crash(Callback):
 
 
 def test_backup_and_restore_after_an_exception(tmp_path, monkeypatch):
-    from shenjing.models import training
-
-    monkeypatch.setattr(training.Trainer, "fit", training.Trainer.fit)  # undone after the test
-    ensure_resume_hook()
     x, y = data()
 
     def run(callbacks, seed=5):
@@ -140,16 +134,6 @@ def test_backup_and_restore_after_an_exception(tmp_path, monkeypatch):
     for a, b in zip(resumed.get_weights(), reference.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not os.path.exists(backup.path)  # deleted once fit finished
-
-
-def test_backup_refuses_a_loop_that_ignores_the_hook(tmp_path):
-    if loop_has_hook():
-        pytest.skip("the training loop honours the hook")
-    x, y = data()
-    backup = BackupAndRestore(str(tmp_path), delete_checkpoint=False)
-    build().fit(x, y, epochs=1, verbose=0, callbacks=[backup])
-    with pytest.raises(RuntimeError, match="_initial_epoch_override"):
-        build().fit(x, y, epochs=3, verbose=0, callbacks=[backup])
 
 
 def run_worker(*args, timeout=60):

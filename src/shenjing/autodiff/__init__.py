@@ -1,6 +1,6 @@
 """shenjing's reverse-mode autodiff engine: :class:`Tensor`, the primitive ops and ``no_grad``."""
 
-from . import conv, nn, norm, ops
+from . import conv, nn, norm, ops, rnn
 from .gradcheck import check_gradients, numerical_gradient, relative_error
 from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, make, no_grad
 from .variable import Variable

@@ -119,7 +119,8 @@ def _tensor(x, dtype):
 
 
 def _prepare(x_proj, states, recurrent_kernel, gates, mask, name):
-    """Check shapes; the mask in processing-independent form (batch, time) bool, or None."""
+    """Tensors of the inputs (None states become zeros), their shapes checked; the mask as a (batch, time)
+    boolean array, or None."""
     x_proj = x_proj if isinstance(x_proj, Tensor) else Tensor(x_proj)
     if x_proj.ndim != 3:
         raise ValueError(f"{name}: x_proj must be (batch, time, {gates}·units), got shape {x_proj.shape}")

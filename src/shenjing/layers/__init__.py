@@ -17,6 +17,9 @@ from .convolutional import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from .embedding import Embedding, Masking
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from .wrappers import Bidirectional, RepeatVector, TimeDistributed, Wrapper
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Lambda, Permute, Reshape
 from .merge import (
     Add,
@@ -64,6 +67,8 @@ from .pooling import (
 )
 
 __all__ = [
+    "Embedding", "Masking", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "SimpleRNN", "SimpleRNNCell",
+    "Bidirectional", "RepeatVector", "TimeDistributed", "Wrapper",
     "Layer",
     "KerasTensor",
     "Input",

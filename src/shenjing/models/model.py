@@ -197,8 +197,43 @@ class Model(Trainer, Layer):
         """Print Keras's table: layer (type), output shape, param #, then the totals."""
         print_summary(self, line_length=line_length, positions=positions, print_fn=print_fn)
 
+    # ---------------------------------------------------------------- saving
+    def save(self, filepath, overwrite=True, include_optimizer=True) -> None:
+        """The whole model (architecture, weights, optimizer state) in one file: ``.keras`` (zip) or ``.h5``."""
+        from ..saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    def save_weights(self, filepath, overwrite=True, save_format=None) -> None:
+        """The weights: ``*.weights.h5`` (Keras 3 layout), ``*.h5`` (Keras 2 layout) or ``*.npz``."""
+        from ..saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite, save_format=save_format)
+
+    def load_weights(self, filepath, by_name=False, skip_mismatch=False) -> None:
+        """Load weights saved by shenjing or Keras (either HDF5 layout, ``.keras``, ``.npz``)."""
+        from ..saving import load_weights
+
+        load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON (``shenjing.models.model_from_json`` rebuilds it)."""
+        from ..saving import model_to_json
+
+        return model_to_json(self, **kwargs)
+
     def get_config(self) -> dict:
+        if self._is_graph and type(self).call is Model.call:
+            from ..saving.serialization import functional_config
+
+            return functional_config(self)
         return {"name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving.serialization import functional_from_config
+
+        return functional_from_config(config, custom_objects, cls)
 
 
 def _substitute(structure, values):

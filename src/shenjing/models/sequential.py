@@ -128,5 +128,12 @@ class Sequential(Model):
         return super()._output_shapes_for(xs)
 
     def get_config(self) -> dict:
-        return {"name": self.name, "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
-                                              for layer in self._stack]}
+        from ..saving.serialization import sequential_config
+
+        return sequential_config(self)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from ..saving.serialization import sequential_from_config
+
+        return sequential_from_config(config, custom_objects, cls)

@@ -305,6 +305,8 @@ class Trainer:
         callback_list = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                                      verbose=verbose, epochs=epochs, steps=len(train))
         callback_list.on_train_begin()
+        # BackupAndRestore resumes an interrupted run from its last finished epoch
+        initial_epoch = self.__dict__.pop("_initial_epoch_override", initial_epoch)
         logs = {}
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
