@@ -99,3 +99,13 @@ def test_unsupported_layer_gives_a_clear_error(tmp_path):
     model = Sequential([L.Input((3,)), L.Lambda(lambda t: t * 2)])
     with pytest.raises(NotImplementedError, match="Lambda.*not supported"):
         export(model, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (L.LSTM, {}), (L.LSTM, {"return_sequences": True, "go_backwards": True}),
+    (L.GRU, {}), (L.GRU, {"reset_after": False, "return_sequences": True}), (L.GRU, {"go_backwards": True}),
+    (L.SimpleRNN, {"return_sequences": True}), (L.LSTM, {"recurrent_activation": "hard_sigmoid"}),
+], ids=["lstm", "lstm-seq-backwards", "gru", "gru-v1-seq", "gru-backwards", "simple-rnn", "lstm-hard-sigmoid"])
+def test_recurrent_layers(tmp_path, cls, kwargs):
+    model = Sequential([L.Input((7, 5)), cls(6, **kwargs), L.Dense(3)])
+    check(model, tmp_path, (7, 5))

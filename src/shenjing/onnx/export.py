@@ -345,7 +345,73 @@ def _merge(g, layer, xs, shapes, base):
     raise NotImplementedError(kind)
 
 
+_RNN_ACTIVATIONS = {"sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}), "relu": ("Relu", {}),
+                    "hard_sigmoid": ("HardSigmoid", {"alpha": 1.0 / 6.0, "beta": 0.5})}
+
+
+def _rnn_activation(fn, layer):
+    name = activations.serialize(fn)
+    if name not in _RNN_ACTIVATIONS:
+        raise NotImplementedError(f"ONNX export: {type(layer).__name__} {layer.name!r} with activation {name!r}; "
+                                  f"supported: {', '.join(_RNN_ACTIVATIONS)}")
+    return _RNN_ACTIVATIONS[name]
+
+
+def _recurrent(g, layer, xs, shapes, base):
+    """SimpleRNN / LSTM / GRU as ONNX's RNN / LSTM / GRU ops (time-major, one direction).
+
+    Gate blocks: Keras LSTM i, f, c, o -> ONNX i, o, f, c; Keras GRU z, r, h = ONNX z, r, h, with
+    ``reset_after=True`` as ``linear_before_reset=1``. ``go_backwards`` reverses the input and keeps Keras's
+    output order (the processing order).
+    """
+    kind = type(layer).__name__
+    if layer.return_state or getattr(layer, "stateful", False):
+        raise NotImplementedError(f"ONNX export: {kind} {layer.name!r} with return_state / stateful")
+    cell = layer.cell
+    units = layer.units
+    kernel, recurrent = _host(cell.kernel), _host(cell.recurrent_kernel)
+    gates = kernel.shape[1] // units
+    width = gates * units
+    if cell.use_bias:
+        bias = _host(cell.bias)
+        input_bias, recurrent_bias = (bias[0], bias[1]) if bias.ndim == 2 else (bias, np.zeros(width, "float32"))
+    else:
+        input_bias = recurrent_bias = np.zeros(width, "float32")
+    if kind == "LSTM":
+        order = [0, 3, 1, 2]  # i, f, c, o -> i, o, f, c
+
+        def reorder(a):
+            return np.concatenate([a[..., k * units:(k + 1) * units] for k in order], axis=-1)
+
+        kernel, recurrent = reorder(kernel), reorder(recurrent)
+        input_bias, recurrent_bias = reorder(input_bias), reorder(recurrent_bias)
+    x = g.op("Transpose", [xs[0]], base, perm=[1, 0, 2])  # (time, batch, features)
+    if layer.go_backwards:
+        x = g.op("Slice", [x, g.const([-1], f"{base}/start", "int64"), g.const([-(2**62)], f"{base}/end", "int64"),
+                           g.const([0], f"{base}/axis", "int64"), g.const([-1], f"{base}/step", "int64")], base)
+    names = [_rnn_activation(cell.recurrent_activation, layer), _rnn_activation(cell.activation, layer)] \
+        if kind != "SimpleRNN" else [_rnn_activation(cell.activation, layer)]
+    if kind == "LSTM":
+        names.append(names[1])
+    attrs = {"hidden_size": units, "activations": [n for n, _ in names]}
+    alphas = [a.get("alpha") for _, a in names]
+    if any(a is not None for a in alphas):
+        attrs["activation_alpha"] = [1.0 if a is None else a for a in alphas]
+        attrs["activation_beta"] = [0.0 if a.get("beta") is None else a["beta"] for _, a in names]
+    if kind == "GRU":
+        attrs["linear_before_reset"] = int(cell.reset_after)
+    op_type = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[kind]
+    inputs = [x, g.const(kernel.T[None], f"{base}/W"), g.const(recurrent.T[None], f"{base}/R"),
+              g.const(np.concatenate([input_bias, recurrent_bias])[None], f"{base}/B")]
+    y, y_h = g.op(op_type, inputs, base, outputs=2, **attrs)[:2]
+    if layer.return_sequences:
+        y = g.op("Squeeze", [y, g.const([1], f"{base}/squeeze_axis", "int64")], base)  # (time, batch, units)
+        return g.op("Transpose", [y], base, perm=[1, 0, 2])
+    return g.op("Squeeze", [y_h, g.const([0], f"{base}/squeeze_axis", "int64")], base)
+
+
 _EMITTERS = {
+    "SimpleRNN": _recurrent, "LSTM": _recurrent, "GRU": _recurrent,
     "Dense": _dense,
     "Conv1D": _conv, "Conv2D": _conv, "Convolution1D": _conv, "Convolution2D": _conv, "DepthwiseConv2D": _conv,
     "SeparableConv2D": _conv,
