@@ -175,3 +175,13 @@ def test_writes_to_the_stdout_of_the_moment(monkeypatch):
 def test_bad_target():
     with pytest.raises(ValueError, match="target"):
         Progbar(-1)
+
+
+def test_tty_redraws_every_interval_when_steps_come_faster(capsys, tty, monkeypatch):
+    tty()
+    clock = iter([1000 + i * 0.01 for i in range(1000)])  # each time.time() call: 10 ms later
+    monkeypatch.setattr(P.time, "time", lambda: next(clock))
+    bar = Progbar(100, interval=0.05)
+    for step in range(1, 100):
+        bar.update(step)
+    assert 15 <= capsys.readouterr().out.count("\r") <= 21

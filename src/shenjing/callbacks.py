@@ -27,6 +27,7 @@ import warnings
 from .utils.progbar import Progbar
 
 __all__ = [
+    "TensorBoard", "GradientMonitor",
     "ModelCheckpoint", "BackupAndRestore",
     "Callback",
     "CallbackList",
@@ -50,6 +51,7 @@ _HOOKS = (
     "on_test_batch_begin", "on_test_batch_end",
     "on_predict_begin", "on_predict_end",
     "on_predict_batch_begin", "on_predict_batch_end",
+    "on_gradients",
 )
 
 
@@ -138,6 +140,10 @@ class Callback:
 
     def on_train_batch_end(self, batch, logs=None):
         self.on_batch_end(batch, logs)
+
+    def on_gradients(self, batch, grads_and_vars, logs=None):
+        """Called in every training step of ``fit``, after ``backward()`` and just before the optimizer
+        step, with the ``(gradient array or None, Variable)`` pairs about to be applied. Read-only."""
 
     def on_test_begin(self, logs=None):
         pass
@@ -247,6 +253,11 @@ class CallbackList:
 
     def on_train_batch_end(self, batch, logs=None):
         self._call("on_train_batch_end", batch, logs=logs)
+
+    def on_gradients(self, batch, grads_and_vars, logs=None):
+        for cb in self.callbacks:
+            if type(cb).on_gradients is not Callback.on_gradients:
+                cb.on_gradients(batch, grads_and_vars, logs if logs is not None else {})
 
     # Keras 2 names for the training-batch hooks.
     on_batch_begin = on_train_batch_begin
@@ -803,6 +814,9 @@ class LambdaCallback(Callback):
         self._run("on_train_batch_end", batch, logs)
         self.on_batch_end(batch, logs)
 
+    def on_gradients(self, batch, grads_and_vars, logs=None):
+        self._run("on_gradients", batch, grads_and_vars, logs)
+
     def on_test_begin(self, logs=None):
         self._run("on_test_begin", logs)
 
@@ -899,4 +913,5 @@ class SwapEMAWeights(Callback):
         self._optimizer().finalize_variable_values(self.model.trainable_weights)
 
 
+from .callbacks_extra import GradientMonitor, TensorBoard  # noqa: E402  (they need the Callback base too)
 from .saving.checkpoint import BackupAndRestore, ModelCheckpoint  # noqa: E402  (saving needs the Callback base)

@@ -1,7 +1,10 @@
-"""``shenjing demo``: the seed CNN on the embedded MNIST sample, end to end, offline."""
+"""``shenjing demo``: the seed CNN on the embedded MNIST sample, end to end, offline; saves the trained
+model (``shenjing_demo.keras``) and, when matplotlib is installed, its training curves
+(``shenjing_demo_history.png``)."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from .. import layers
@@ -26,8 +29,13 @@ def seed_cnn() -> Sequential:
     ], name="seed_cnn")
 
 
-def run_demo(epochs: int = 5, seed: int = 1, verbose: int = 1) -> float:
-    """Train and evaluate; returns the test accuracy."""
+MODEL_FILE = "shenjing_demo.keras"
+PLOT_FILE = "shenjing_demo_history.png"
+
+
+def run_demo(epochs: int = 5, seed: int = 1, verbose: int = 1, output: str | None = ".", plot: bool = True) -> float:
+    """Train and evaluate; save the model and the training-curve PNG into ``output`` (a folder, created if
+    needed; ``None`` saves nothing); returns the test accuracy."""
     set_random_seed(seed)
     (x_train, y_train), (x_test, y_test) = mnist.load_sample()
     x_train = x_train.reshape(-1, 28, 28, 1).astype("float32") / 255
@@ -40,8 +48,33 @@ def run_demo(epochs: int = 5, seed: int = 1, verbose: int = 1) -> float:
                   loss="categorical_crossentropy", metrics=["accuracy"])
     model.summary()
     start = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=100, epochs=epochs, validation_split=0.1, verbose=verbose)
+    history = model.fit(x_train, y_train, batch_size=100, epochs=epochs, validation_split=0.1, verbose=verbose)
     elapsed = time.perf_counter() - start
     loss, accuracy = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     print(f"test accuracy {accuracy:.4f} (loss {loss:.4f}); trained in {elapsed:.1f} s")
+    if output is not None:
+        save_outputs(model, history, output, plot)
     return accuracy
+
+
+def save_outputs(model, history, output: str, plot: bool = True) -> None:
+    from ..saving import save_model
+
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, MODEL_FILE)
+    save_model(model, path)
+    print(f"saved the trained model to {path} (try: shenjing summary {path})")
+    if not plot:
+        return
+    try:
+        from ..plotting import plot_history, require_matplotlib
+
+        require_matplotlib()
+    except ImportError:
+        from ..plotting import MATPLOTLIB_HINT
+
+        print(f"training-curve plot skipped: matplotlib is not installed; to get it: {MATPLOTLIB_HINT}")
+        return
+    plot_path = os.path.join(output, PLOT_FILE)
+    plot_history(history, plot_path)
+    print(f"saved the training curves to {plot_path}")

@@ -175,7 +175,7 @@ class Trainer:
         if hasattr(self.optimizer, "build"):
             self.optimizer.build(self._train_variables)
 
-    def _train_step(self, xs, ys, sample_weight) -> None:
+    def _train_step(self, xs, ys, sample_weight, callbacks=None, step: int = 0) -> None:
         outputs = self._forward(xs, training=True)
         total, per_output = self._total_loss(ys, outputs, sample_weight)
         variables = self._train_variables
@@ -183,7 +183,10 @@ class Trainer:
             for v in variables:
                 v.grad = None
             total.backward()
-            self.optimizer.apply_gradients([(v.grad, v) for v in variables])
+            grads_and_vars = [(v.grad, v) for v in variables]
+            if callbacks is not None:
+                callbacks.on_gradients(step, grads_and_vars)  # the one moment the gradients exist
+            self.optimizer.apply_gradients(grads_and_vars)
             for v in variables:
                 v.grad = None
         self._update_metrics(ys, outputs, sample_weight, total, per_output, int(xs[0].shape[0]))
@@ -243,7 +246,7 @@ class Trainer:
         output_shapes = self._output_shapes_for(xs)
         self._resolve_compiled(output_shapes)
         if ys is not None:
-            for loss, y, shape, name in zip(self._compiled_losses, ys, output_shapes, self.output_names):
+            for loss, y, shape in zip(self._compiled_losses, ys, output_shapes):
                 if loss is not None and hasattr(loss, "validate_targets"):
                     loss.validate_targets(y, shape)
 
@@ -313,7 +316,7 @@ class Trainer:
             callback_list.on_epoch_begin(epoch)
             for step, (xb, yb, swb) in enumerate(train):
                 callback_list.on_train_batch_begin(step)
-                self._train_step(xb, yb, swb)
+                self._train_step(xb, yb, swb, callback_list, step)
                 logs = self._logs()
                 callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:

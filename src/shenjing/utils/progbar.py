@@ -130,7 +130,6 @@ class Progbar:
             self._print_bar(current, now, finalize)
         elif self.verbose == 2 and finalize:
             self._write(self._counter(current) + f" - {now - self._start:.0f}s" + self._metrics_text() + "\n")
-        self._last_update = now
 
     def add(self, n, values=None):
         """Advance the bar by ``n`` steps."""
@@ -143,6 +142,7 @@ class Progbar:
             return  # logs get only the final line: no '\r' redraws
         if not finalize and now - self._last_update < self.interval:
             return
+        self._last_update = now  # the time of the last line drawn: skipped updates must not push it on
 
         line = self._counter(current)
         if self.target is not None:
