@@ -288,6 +288,20 @@ def _model_layers(model) -> list:
     return out
 
 
+def _image_grid(count: int, cell_inches: float):
+    """A figure with ``count`` tick-less image cells, up to 8 a row; returns (figure, the used axes)."""
+    columns = min(8, count)
+    rows = math.ceil(count / columns)
+    fig = _figure(cell_inches * columns + 0.4, cell_inches * rows + 0.6)
+    axes = [ax for row in fig.subplots(rows, columns, squeeze=False) for ax in row]
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return fig, axes[:count]
+
+
 def plot_filters(model_or_layer, path=None, max_filters=64, channel=None):
     """The first convolutional layer's filters as small images (one per output filter).
 
@@ -304,17 +318,8 @@ def plot_filters(model_or_layer, path=None, max_filters=64, channel=None):
     kh, kw, channels, filters = kernel.shape
     count = min(int(max_filters), filters)
     colour = channels == 3 and channel is None
-    columns = min(8, count)
-    rows = math.ceil(count / columns)
-    fig = _figure(1.3 * columns + 0.4, 1.3 * rows + 0.6)
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for index in range(rows * columns):
-        ax = axes[index // columns][index % columns]
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if index >= count:
-            ax.set_visible(False)
-            continue
+    fig, cells = _image_grid(count, 1.3)
+    for index, ax in enumerate(cells):
         w = kernel[:, :, :, index]
         if colour:
             image = (w - w.min()) / (w.max() - w.min() + 1e-12)
@@ -388,17 +393,8 @@ def plot_feature_maps(model, x, layer_name=None, path=None, max_maps=32):
         maps = maps.transpose(1, 2, 0)
     channels = maps.shape[-1]
     count = min(int(max_maps), channels)
-    columns = min(8, count)
-    rows = math.ceil(count / columns)
-    fig = _figure(1.5 * columns + 0.4, 1.5 * rows + 0.6)
-    axes = fig.subplots(rows, columns, squeeze=False)
-    for index in range(rows * columns):
-        ax = axes[index // columns][index % columns]
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if index >= count:
-            ax.set_visible(False)
-            continue
+    fig, cells = _image_grid(count, 1.5)
+    for index, ax in enumerate(cells):
         ax.imshow(maps[:, :, index], cmap="viridis", interpolation="nearest")
         ax.set_title(str(index), fontsize=7)
     fig.suptitle(f"{layer.name} ({type(layer).__name__}): {count} of {channels} feature maps "
