@@ -40,20 +40,41 @@ def short(func) -> str:
     return f"{'/'.join(parts)}:{line}:{name}"
 
 
+def _is_shenjing(func) -> bool:
+    return "shenjing" in func[0].replace("\\", "/").split("/") or func[0].endswith(("run.py", "workloads.py"))
+
+
+def _label(func) -> str:
+    return func[2] if func[0] == "~" else short(func)
+
+
 def self_plus_c(stats: pstats.Stats):
-    """{python func: (seconds, {C callee: seconds})}: own time plus that of the C functions it calls."""
+    """{shenjing function: (seconds, {library callee: seconds})}: a shenjing function's own time plus
+    the time of the library code (C functions, numpy's Python wrappers …) it calls, followed down to
+    the next shenjing function. A library function called from several places has its time shared
+    among its callers in proportion to the time of each call edge."""
     table = {}
-    for func, (_, _, tt, _, callers) in stats.stats.items():
-        if func[0] == "~":
-            for caller, (_, _, _, c_ct) in callers.items():
-                if caller[0] == "~":
-                    continue
-                own, children = table.setdefault(caller, [0.0, {}])
-                table[caller][0] = own + c_ct
-                children[func[2]] = children.get(func[2], 0.0) + c_ct
+    entries = stats.stats
+
+    def credit(func, amount, via, depth=0):
+        callers = entries[func][4]
+        total = sum(edge[3] for edge in callers.values()) or sum(edge[1] for edge in callers.values()) or 1
+        for caller, edge in callers.items():
+            part = amount * ((edge[3] or edge[1]) / total)
+            if caller not in entries:
+                continue
+            if _is_shenjing(caller):
+                row = table.setdefault(caller, [0.0, {}])
+                row[0] += part
+                row[1][via or _label(func)] = row[1].get(via or _label(func), 0.0) + part
+            elif depth < 20:
+                credit(caller, part, _label(caller) if caller[0] == "~" or via is None else via, depth + 1)
+
+    for func, (_, _, tt, _, _) in entries.items():
+        if _is_shenjing(func):
+            table.setdefault(func, [0.0, {}])[0] += tt
         else:
-            entry = table.setdefault(func, [0.0, {}])
-            entry[0] += tt
+            credit(func, tt, None)
     return table
 
 
