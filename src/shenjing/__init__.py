@@ -7,12 +7,27 @@
 
 __version__ = "0.1.0"
 
-from . import backend
+from . import (  # noqa: E402  # noqa: E402
+    activations,
+    backend,
+    callbacks,
+    constraints,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    preprocessing,
+    regularizers,
+    saving,
+    utils,
+)
 from .autodiff import Tensor, Variable, no_grad
-from . import activations, constraints, initializers, losses, metrics, optimizers, regularizers  # noqa: E402
-from . import callbacks, datasets, layers, models, preprocessing, saving, utils  # noqa: E402
 
 __all__ = [
     "backend", "Tensor", "Variable", "no_grad", "activations", "constraints", "initializers", "losses", "metrics",
-    "optimizers", "regularizers", "callbacks", "datasets", "layers", "models", "preprocessing", "saving", "utils", "__version__",
+    "optimizers", "regularizers", "callbacks", "datasets", "layers", "models", "preprocessing", "saving", "utils",
+    "__version__",
 ]

@@ -15,14 +15,13 @@ import warnings
 import numpy as np
 import pytest
 
-from shenjing import backend, callbacks, optimizers
+from shenjing import callbacks
 from shenjing.autodiff import Tensor
 from shenjing.layers import Activation, Add, Concatenate, Dense, Dropout, Input
 from shenjing.models import Model, Sequential
 from shenjing.optimizers import SGD, Adam
 from shenjing.optimizers.schedules import ExponentialDecay
 from shenjing.utils import set_random_seed, to_categorical
-
 
 # ----------------------------------------------------------------------------- data
 

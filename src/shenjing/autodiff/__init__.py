@@ -7,5 +7,5 @@ from .variable import Variable
 
 __all__ = [
     "Tensor", "Variable", "as_tensor", "make", "no_grad", "enable_grad", "is_grad_enabled",
-    "ops", "nn", "check_gradients", "numerical_gradient", "relative_error",
+    "ops", "nn", "conv", "norm", "rnn", "check_gradients", "numerical_gradient", "relative_error",
 ]

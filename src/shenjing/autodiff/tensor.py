@@ -151,7 +151,8 @@ class Tensor:
         else:
             grad = _as_data(grad, self.data.dtype)
             if grad.shape != self.shape:
-                raise ValueError(f"backward(): grad of shape {grad.shape} does not match the tensor's shape {self.shape}")
+                raise ValueError(f"backward(): grad of shape {grad.shape} does not match the tensor's shape "
+                                 f"{self.shape}")
 
         order = _topological_order(self)
         grads = {id(self): grad}

@@ -17,10 +17,8 @@ from .convolutional import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
-from .embedding import Embedding, Masking
-from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
-from .wrappers import Bidirectional, RepeatVector, TimeDistributed, Wrapper
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, Lambda, Permute, Reshape
+from .embedding import Embedding, Masking
 from .merge import (
     Add,
     Average,
@@ -65,6 +63,8 @@ from .pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
+from .wrappers import Bidirectional, RepeatVector, TimeDistributed, Wrapper
 
 __all__ = [
     "Embedding", "Masking", "GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "SimpleRNN", "SimpleRNNCell",

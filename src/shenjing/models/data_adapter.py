@@ -144,8 +144,8 @@ def split_validation(arrays_groups: list, validation_split: float, n: int):
         raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
     cut = int(n * (1 - validation_split))
     if cut == 0 or cut == n:
-        raise ValueError(f"fit: validation_split={validation_split} leaves {'no training' if cut == 0 else 'no validation'} "
-                         f"samples out of {n}")
+        missing = "no training" if cut == 0 else "no validation"
+        raise ValueError(f"fit: validation_split={validation_split} leaves {missing} samples out of {n}")
     train = [None if g is None else [None if a is None else a[:cut] for a in g] for g in arrays_groups]
     val = [None if g is None else [None if a is None else a[cut:] for a in g] for g in arrays_groups]
     return train, val

@@ -66,7 +66,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None) -> Non
     print_fn("_" * line_length)
     print_fn(_row(headers, positions, line_length))
     print_fn("=" * line_length)
-    for i, layer in enumerate(layers):
+    for layer in layers:
         fields = [f" {layer.name} ({type(layer).__name__})", _shape_text(_output_shape(layer)), _param_count(layer)]
         if not sequential_like:
             links = _connections(layer, model)
