@@ -115,6 +115,14 @@ def _check_float(x: Tensor, who: str) -> None:
 # ------------------------------------------------------------------ batch norm, train
 
 
+def _affine(xhat, gamma_b, beta_b):
+    """gamma · x̂ + beta (either may be None); a new array even without both, so x̂ stays private to the backward."""
+    if gamma_b is None and beta_b is None:
+        return xhat.copy()
+    out = xhat if gamma_b is None else xhat * gamma_b
+    return out if beta_b is None else out + beta_b
+
+
 def batch_norm_train(x, gamma, beta, axes, epsilon):
     """Batch normalization with the batch's own statistics (training mode).
 
@@ -139,11 +147,7 @@ def batch_norm_train(x, gamma, beta, axes, epsilon):
     beta, beta_b = _param(beta, x.shape, kept, x.dtype, who, "beta")
 
     mean, var, inv_std, xhat = _moments(x.data, axes, epsilon)
-    out = xhat if gamma_b is None else xhat * gamma_b
-    if beta_b is not None:
-        out = out + beta_b
-    if gamma_b is None and beta_b is None:
-        out = xhat.copy()  # y would be x̂ itself: keep x̂ private to the backward
+    out = _affine(xhat, gamma_b, beta_b)
 
     parents = [x] + [p for p in (gamma, beta) if p is not None]
 
@@ -237,11 +241,7 @@ def layer_norm(x, gamma, beta, axes, epsilon):
     beta, beta_b = _param(beta, x.shape, axes, x.dtype, who, "beta")
 
     _, _, inv_std, xhat = _moments(x.data, axes, epsilon)
-    out = xhat if gamma_b is None else xhat * gamma_b
-    if beta_b is not None:
-        out = out + beta_b
-    if gamma_b is None and beta_b is None:
-        out = xhat.copy()
+    out = _affine(xhat, gamma_b, beta_b)
 
     parents = [x] + [p for p in (gamma, beta) if p is not None]
 

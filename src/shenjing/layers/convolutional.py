@@ -67,9 +67,7 @@ class _Conv(_SpatialLayer, KernelLayer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        if filters is not None and (isinstance(filters, bool) or int(filters) != filters or filters <= 0):
-            raise ValueError(f"{self._describe()}: filters must be a positive integer, got {filters!r}")
-        self.filters = None if filters is None else int(filters)
+        self.filters = None if filters is None else self._positive_int(filters, "filters")
         try:
             self.kernel_size = C.normalize_tuple(kernel_size, self.rank, "kernel_size")
             self.strides = C.normalize_tuple(strides, self.rank, "strides")
@@ -78,13 +76,17 @@ class _Conv(_SpatialLayer, KernelLayer):
             raise ValueError(f"{self._describe()}: {err}") from None
         self.padding = check_padding(padding, self._paddings, self._describe())
         self._init_data_format(data_format)
-        if isinstance(groups, bool) or int(groups) != groups or groups <= 0:
-            raise ValueError(f"{self._describe()}: groups must be a positive integer, got {groups!r}")
-        self.groups = int(groups)
+        self.groups = self._positive_int(groups, "groups")
         if self.filters is not None and self.filters % self.groups:
             raise ValueError(f"{self._describe()}: groups={self.groups} must divide filters={self.filters}")
         self._init_kernel_args(activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                                bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint)
+
+    def _positive_int(self, value, argument: str) -> int:
+        if isinstance(value, bool) or not (hasattr(value, "__index__") or isinstance(value, float)) \
+                or int(value) != value or value <= 0:
+            raise ValueError(f"{self._describe()}: {argument} must be a positive integer, got {value!r}")
+        return int(value)
 
     # ---------------------------------------------------------------- shapes
     def _k_eff(self) -> tuple:
@@ -294,10 +296,7 @@ class DepthwiseConv2D(_Conv):
                          kernel_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
                          activity_regularizer=activity_regularizer, kernel_constraint=depthwise_constraint,
                          bias_constraint=bias_constraint, **kwargs)
-        if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier or depth_multiplier <= 0:
-            raise ValueError(f"{self._describe()}: depth_multiplier must be a positive integer, "
-                             f"got {depth_multiplier!r}")
-        self.depth_multiplier = int(depth_multiplier)
+        self.depth_multiplier = self._positive_int(depth_multiplier, "depth_multiplier")
 
     @property
     def depthwise_initializer(self):
@@ -373,10 +372,7 @@ class SeparableConv2D(_Conv):
                          kernel_regularizer=depthwise_regularizer, bias_regularizer=bias_regularizer,
                          activity_regularizer=activity_regularizer, kernel_constraint=depthwise_constraint,
                          bias_constraint=bias_constraint, **kwargs)
-        if isinstance(depth_multiplier, bool) or int(depth_multiplier) != depth_multiplier or depth_multiplier <= 0:
-            raise ValueError(f"{self._describe()}: depth_multiplier must be a positive integer, "
-                             f"got {depth_multiplier!r}")
-        self.depth_multiplier = int(depth_multiplier)
+        self.depth_multiplier = self._positive_int(depth_multiplier, "depth_multiplier")
         self.pointwise_initializer = self._resolve(initializers, pointwise_initializer, "pointwise_initializer")
         self.pointwise_regularizer = self._resolve(regularizers, pointwise_regularizer, "pointwise_regularizer")
         self.pointwise_constraint = self._resolve(constraints, pointwise_constraint, "pointwise_constraint")
