@@ -40,6 +40,8 @@ CONV2D_CASES = [
     ("explicit-pairs", (2, 4, 5, 2), (3, 2, 2, 2), {"padding": ((1, 0), (2, 1)), "strides": (2, 1)}),
     ("dilation-2", (2, 6, 7, 2), (2, 3, 2, 3), {"dilation_rate": 2}),
     ("dilation-same", (2, 5, 6, 2), (3, 3, 2, 2), {"dilation_rate": (2, 1), "padding": "same"}),
+    ("one-channel", (2, 6, 7, 1), (3, 2, 1, 3), {}),
+    ("one-channel-same-s2-dilated", (2, 7, 6, 1), (2, 3, 1, 2), {"padding": "same", "strides": 2, "dilation_rate": (1, 2)}),
     ("groups-2", (2, 5, 6, 4), (3, 3, 2, 4), {"groups": 2}),
     ("groups-2-same-s2", (2, 5, 6, 4), (3, 2, 2, 6), {"groups": 2, "padding": "same", "strides": 2}),
 ]
@@ -51,6 +53,54 @@ def test_conv2d_gradients(case, data_format):
     _, xs, ks, kwargs = case
     x = n(*xs) if data_format == "channels_last" else nchw(n(*xs))
     assert_gradients(lambda x, k, b: conv.conv2d(x, k, b, data_format=data_format, **kwargs), x, n(*ks), n(ks[-1]))
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Cache blocks of a few hundred bytes: the convolutions then work through many sample blocks,
+    the last one partial."""
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 700)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", CONV2D_CASES, ids=[c[0] for c in CONV2D_CASES])
+def test_conv2d_gradients_in_small_cache_blocks(case, data_format, small_blocks):
+    _, xs, ks, kwargs = case
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((5,) + xs[1:])
+    x = x if data_format == "channels_last" else nchw(x)
+    k, b = rng.standard_normal(ks), rng.standard_normal(ks[-1])
+    assert_gradients(lambda x, k, b: conv.conv2d(x, k, b, data_format=data_format, **kwargs), x, k, b)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("case", CONV2D_CASES, ids=[c[0] for c in CONV2D_CASES])
+def test_fused_conv2d_activation_equals_conv_then_activation(case, activation, monkeypatch):
+    """conv2d(activation=) is one node with the value and gradients of conv2d followed by the activation,
+    whether the batch is done in one block or in blocks of one sample."""
+    from shenjing.autodiff import nn
+
+    _, xs, ks, kwargs = case
+    arrays = [n(3, *xs[1:]), n(*ks), n(ks[-1])]
+    g = n(*conv.conv2d(*arrays, **kwargs).shape)
+
+    def run(fused):
+        x, k, b = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = conv.conv2d(x, k, b, activation=activation, **kwargs) if fused else \
+            getattr(nn, activation)(conv.conv2d(x, k, b, **kwargs))
+        (out * Tensor(g)).sum().backward()
+        return [out.data, x.grad, k.grad, b.grad]
+
+    reference = run(False)
+    for block_bytes in (1 << 30, 1):
+        monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", block_bytes)
+        for got, want in zip(run(True), reference):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv2d_rejects_an_activation_it_cannot_fuse():
+    with pytest.raises(ValueError, match="cannot be fused"):
+        conv.conv2d(n(1, 4, 4, 1), n(3, 3, 1, 1), activation="softmax")
 
 
 def test_conv2d_without_bias_gradients():

@@ -262,3 +262,47 @@ def test_float32_activation_outputs_stay_float32():
     assert nn.softmax_cross_entropy(x, np.array([0, 1, 3])).dtype == np.float32
     assert nn.softmax_cross_entropy(x, np.eye(4)[[0, 1, 3]]).dtype == np.float32  # float64 one-hot labels
     assert nn.sigmoid_binary_cross_entropy(x, np.ones((3, 4))).dtype == np.float32
+
+
+# ------------------------------------------------------------ fused dense + activation
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("x_shape", [(5, 4), (2, 3, 4)])
+def test_fused_dense_equals_linear_then_activation(activation, x_shape):
+    from shenjing.autodiff import Tensor, nn, ops
+
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal(x_shape), rng.standard_normal((4, 6)), rng.standard_normal(6)]
+    g = rng.standard_normal(x_shape[:-1] + (6,))
+
+    def run(fused):
+        x, k, b = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = nn.dense(x, k, b, activation) if fused else getattr(nn, activation)(ops.linear(x, k, b))
+        (out * Tensor(g)).sum().backward()
+        return [out.data, x.grad, k.grad, b.grad]
+
+    for got, want in zip(run(True), run(False)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_fused_dense_gradients(with_bias):
+    from shenjing.autodiff import nn
+
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((5, 4)), rng.standard_normal((4, 3))] + ([rng.standard_normal(3)] if with_bias else [])
+    assert_gradients(lambda *t: nn.dense(*t, activation="tanh") if with_bias else nn.dense(*t, None, "tanh"), *arrays)
+
+
+def test_fused_dense_keeps_float32_and_passes_linear_through():
+    from shenjing.autodiff import Tensor, nn
+
+    x = Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    k = Tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    out = nn.dense(x, k, None, "relu")
+    out.sum().backward()
+    assert out.dtype == x.grad.dtype == k.grad.dtype == np.float32
+    assert nn.dense(x, k, None, None).dtype == np.float32
+    with pytest.raises(ValueError, match="cannot be fused"):
+        nn.dense(x, k, None, "softmax")

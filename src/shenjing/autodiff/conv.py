@@ -34,6 +34,7 @@ k_eff = (k − 1)·d + 1, the odd pixel going to the bottom/right.
 from __future__ import annotations
 
 from .. import backend as B
+from . import nn
 from .ops import _constant_like, _t
 from .tensor import Tensor, make
 
@@ -218,11 +219,18 @@ def _scatter_taps(rows, k_taps, shape, kh, kw, strides, dilation, out_hw, groups
 # ------------------------------------------------------------------- the conv kernel
 
 
-def _conv_forward(x, kernel, strides, pads, dilation, groups, need_x, need_k):
-    """Convolution of ``x`` (N, H, W, C) with ``kernel`` (kh, kw, C/groups, F), NHWC.
+def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activation=None):
+    """Convolution of ``x`` (N, H, W, C) with ``kernel`` (kh, kw, C/groups, F), NHWC, plus ``bias``
+    (F,) and a fused activation (a name from ``nn.FUSED_ACTIVATIONS``) applied in place.
 
-    Returns the output (N, Ho, Wo, F) and ``backward(g) -> (dx, dkernel)`` (None where not
-    needed).
+    ``need`` = (dx, dkernel, dbias) flags. Returns the output (N, Ho, Wo, F) and
+    ``backward(g) -> (dx, dkernel, dbias)`` (None where not needed).
+
+    Without groups the work is cache-blocked: a block of samples at a time (``B.block_rows``) has
+    its columns built into one reused buffer, multiplied straight into the output rows, and gets
+    its bias and activation while it is still in cache. The columns are not kept: the backward
+    pass rebuilds them block by block (a copy that costs a few percent of the matmuls) — so a
+    layer holds no (N·Ho·Wo, kh·kw·C) array between the passes.
     """
     xp = B.xp
     xpad = _pad_nhwc(x, pads)
@@ -233,50 +241,127 @@ def _conv_forward(x, kernel, strides, pads, dilation, groups, need_x, need_k):
     wo = (wp - (kw - 1) * dw - 1) // sw + 1
     assert ho > 0 and wo > 0, "conv: the kernel is larger than the padded input"
     assert c == cg * groups, "conv: input channels do not match the kernel"
-    m, taps, fg = n * ho * wo, kh * kw, f // groups
-    k_size = taps * cg
-    if groups == 1:
-        cols = _windows(xpad, kh, kw, strides, dilation, (ho, wo)).reshape(m, k_size)  # the im2col copy
-        out = cols @ kernel.reshape(k_size, f)
+    need_x, need_k, need_b = need
+    act = nn.fused_activation(activation)
+    dtype = xp.result_type(xpad.dtype, kernel.dtype)
+    if groups != 1:
+        return _grouped_conv(xpad, kernel, bias, strides, dilation, groups, (ho, wo), need, act, x.shape, pads)
+    taps, k_size = kh * kw, kh * kw * cg
+    k_mat = kernel.reshape(k_size, f)
+    pixels = ho * wo
+    step = B.block_rows(pixels * k_size * dtype.itemsize, n)
+    if cg == 1:  # one input channel: tap-major columns, each tap one copy of long rows (4x faster)
+        cols = xp.empty((k_size, step * pixels), dtype=dtype)
     else:
-        view = _windows(xpad, kh, kw, strides, dilation, (ho, wo), groups)  # (N, Ho, Wo, kh, kw, G, Cg)
-        cols = view.transpose(5, 0, 1, 2, 3, 4, 6).reshape(groups, m, k_size)
-        k_groups = kernel.reshape(kh, kw, cg, groups, fg).transpose(3, 0, 1, 2, 4).reshape(groups, k_size, fg)
-        out = xp.matmul(cols, k_groups).transpose(1, 0, 2).reshape(m, f)
-    out = out.reshape(n, ho, wo, f)
-    if not need_k:
-        cols = None  # only the kernel gradient needs the columns: do not keep them alive
-    pad_shape = xpad.shape
+        cols = xp.empty((step * pixels, k_size), dtype=dtype)
+
+    def fill_columns(start, stop):
+        """The column matrix (rows, kh·kw·C) of samples start:stop (a transposed view when C = 1)."""
+        if cg == 1:
+            block = cols[:, :(stop - start) * pixels]
+            taps_view = block.reshape(taps, stop - start, ho, wo)
+            for t in range(taps):
+                i, j = divmod(t, kw)
+                taps_view[t] = xpad[start:stop, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo), 0]
+            return block.T
+        block = cols[:(stop - start) * pixels]
+        block.reshape(stop - start, ho, wo, kh, kw, cg)[...] = _windows(xpad[start:stop], kh, kw, strides,
+                                                                        dilation, (ho, wo))
+        return block
+
+    out = xp.empty((n, ho, wo, f), dtype=dtype)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        rows = out[start:stop].reshape(-1, f)
+        xp.matmul(fill_columns(start, stop), k_mat, out=rows)
+        if bias is not None:
+            rows += bias
+        if act is not None:
+            act[0](rows)
     (pt, _), (pl, _) = pads
     h, w = x.shape[1], x.shape[2]
 
     def backward(g):
-        g2 = g.reshape(m, f)
-        dx = dk = None
-        if need_k:
-            if groups == 1:
-                dk = (cols.T @ g2).reshape(kernel.shape)
-            else:
-                gg = g2.reshape(m, groups, fg).transpose(1, 0, 2)
-                dk = xp.matmul(cols.transpose(0, 2, 1), gg)  # (G, taps*Cg, Fg)
-                dk = dk.reshape(groups, kh, kw, cg, fg).transpose(1, 2, 3, 0, 4).reshape(kernel.shape)
+        g = xp.ascontiguousarray(g)
+        dk = xp.zeros((k_size, f), dtype=dtype) if need_k else None
+        db = xp.zeros(f, dtype=dtype) if need_b else None
+        dpad = xp.zeros(xpad.shape, dtype=dtype) if need_x else None
+        ones = xp.ones(step * pixels, dtype=dtype) if need_b else None
         if need_x:
-            if groups == 1:
-                rows = g2
-                k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1))  # (taps, F, C)
-            else:
-                rows = g2.reshape(m, groups, fg).transpose(1, 0, 2)  # (G, M, Fg)
-                k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, groups, fg).transpose(0, 2, 3, 1))
-            dpad = _scatter_taps(rows, k_taps, pad_shape, kh, kw, strides, dilation, (ho, wo), groups)
-            dx = dpad[:, pt:pt + h, pl:pl + w, :]
-        return dx, dk
+            k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1))  # (taps, F, C)
+            tap_rows = xp.empty((step * pixels, cg), dtype=dtype)
+        for start in range(0, n, step):
+            stop = min(start + step, n)
+            gz = g[start:stop].reshape(-1, f)
+            if act is not None:
+                gz = act[1](gz, out[start:stop].reshape(-1, f))
+            if need_b:
+                db += ones[:len(gz)] @ gz
+            if need_k:
+                dk += fill_columns(start, stop).T @ gz
+            if need_x:  # col2im: each tap's block g · kernel[i, j]ᵀ added onto the pixels that tap read
+                target = dpad[start:stop]
+                block = tap_rows[:len(gz)]
+                for t in range(taps):
+                    i, j = divmod(t, kw)
+                    xp.matmul(gz, k_taps[t], out=block)
+                    target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block.reshape(stop - start, ho, wo, cg)
+        dx = dpad[:, pt:pt + h, pl:pl + w, :] if need_x else None
+        return dx, (dk.reshape(kernel.shape) if need_k else None), db
 
     return out, backward
 
 
-def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format, kernel_in=None, kernel_out=None):
+def _grouped_conv(xpad, kernel, bias, strides, dilation, groups, out_hw, need, act, x_shape, pads):
+    """The ``groups`` > 1 case of :func:`_conv_forward` (depthwise and grouped convolutions): one
+    batched matmul over the groups on the whole column array, kept for the kernel gradient."""
+    xp = B.xp
+    n, _, _, c = xpad.shape
+    kh, kw, cg, f = kernel.shape
+    (ho, wo), (sh, sw), (dh, dw) = out_hw, strides, dilation
+    m, taps, fg = n * ho * wo, kh * kw, f // groups
+    k_size = taps * cg
+    need_x, need_k, need_b = need
+    view = _windows(xpad, kh, kw, strides, dilation, (ho, wo), groups)  # (N, Ho, Wo, kh, kw, G, Cg)
+    cols = view.transpose(5, 0, 1, 2, 3, 4, 6).reshape(groups, m, k_size)
+    k_groups = kernel.reshape(kh, kw, cg, groups, fg).transpose(3, 0, 1, 2, 4).reshape(groups, k_size, fg)
+    out = xp.matmul(cols, k_groups).transpose(1, 0, 2).reshape(n, ho, wo, f)
+    if bias is not None:
+        out += bias
+    if act is not None:
+        act[0](out)
+    if not need_k:
+        cols = None  # only the kernel gradient needs the columns: do not keep them alive
+    pad_shape = xpad.shape
+    (pt, _), (pl, _) = pads
+    h, w = x_shape[1], x_shape[2]
+
+    def backward(g):
+        g2 = g.reshape(m, f)
+        if act is not None:
+            g2 = act[1](g2, out.reshape(m, f))
+        dx = dk = db = None
+        if need_b:
+            db = g2.sum(axis=0)
+        if need_k:
+            gg = g2.reshape(m, groups, fg).transpose(1, 0, 2)
+            dk = xp.matmul(cols.transpose(0, 2, 1), gg)  # (G, taps*Cg, Fg)
+            dk = dk.reshape(groups, kh, kw, cg, fg).transpose(1, 2, 3, 0, 4).reshape(kernel.shape)
+        if need_x:
+            rows = g2.reshape(m, groups, fg).transpose(1, 0, 2)  # (G, M, Fg)
+            k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, groups, fg).transpose(0, 2, 3, 1))
+            dpad = _scatter_taps(rows, k_taps, pad_shape, kh, kw, strides, dilation, (ho, wo), groups)
+            dx = dpad[:, pt:pt + h, pl:pl + w, :]
+        return dx, dk, db
+
+    return out, backward
+
+
+def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format, kernel_in=None, kernel_out=None,
+          activation=None):
     """The shared conv1d / conv2d / depthwise node. ``kernel_in`` maps the kernel array to the
-    (kh, kw, C/groups, F) layout, ``kernel_out`` maps that layout's gradient back."""
+    (kh, kw, C/groups, F) layout, ``kernel_out`` maps that layout's gradient back; ``activation``
+    names a fused activation (``nn.FUSED_ACTIVATIONS``)."""
     x, kernel, bias = _operands(x, kernel, bias)
     data_format = check_data_format(data_format)
     xd = _to_nhwc(x.data, rank, data_format)
@@ -296,24 +381,20 @@ def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format
         if isinstance(padding, str) and padding.lower() == "causal":
             raise ValueError("conv2d: 'causal' padding is only for 1-D convolutions")
         pads = resolve_padding(padding, xd.shape[1:3], k_effs, strides)
-    out, conv_backward = _conv_forward(xd, kd, strides, pads, dilation, int(groups),
-                                       x.requires_grad, kernel.requires_grad)
-    if bias is not None:
-        out += bias.data
+    need = (x.requires_grad, kernel.requires_grad, bias is not None and bias.requires_grad)
+    out, conv_backward = _conv_forward(xd, kd, None if bias is None else bias.data, strides, pads, dilation,
+                                       int(groups), need, activation)
     out = _from_nhwc(out, rank, data_format)
-    axes = _channel_axes(rank, data_format)
 
     def backward(g):
-        dx, dk = conv_backward(_to_nhwc(g, rank, data_format))
+        dx, dk, db = conv_backward(_to_nhwc(g, rank, data_format))
         if dx is not None:
             dx = _from_nhwc(dx, rank, data_format)
         if dk is not None:
             if kernel_out is not None:
                 dk = kernel_out(dk)
             dk = dk[0] if rank == 1 else dk
-        if bias is None:
-            return dx, dk
-        return dx, dk, (g.sum(axis=axes) if bias.requires_grad else None)
+        return (dx, dk) if bias is None else (dx, dk, db)
 
     return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
 
@@ -322,25 +403,26 @@ def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format
 
 
 def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1), groups=1,
-           data_format=CHANNELS_LAST) -> Tensor:
+           data_format=CHANNELS_LAST, activation=None) -> Tensor:
     """2-D convolution (cross-correlation, as every framework) of ``x`` (N, H, W, C) or
     (N, C, H, W) with ``kernel`` (kh, kw, C/groups, filters), plus ``bias`` (filters,).
 
     ``padding``: 'valid', 'same' (TensorFlow's), an int, (ph, pw) or ((top, bottom), (left, right)).
     ``groups``: the channels split into that many groups, each convolved with its own
     filters/groups filters (output channel blocks in group order).
+    ``activation``: None, or 'relu' / 'tanh' applied inside the node (``nn.FUSED_ACTIVATIONS``).
     """
-    return _conv(x, kernel, bias, 2, strides, padding, dilation_rate, groups, data_format)
+    return _conv(x, kernel, bias, 2, strides, padding, dilation_rate, groups, data_format, activation=activation)
 
 
 def conv1d(x, kernel, bias=None, strides=1, padding="valid", dilation_rate=1, groups=1,
-           data_format=CHANNELS_LAST) -> Tensor:
+           data_format=CHANNELS_LAST, activation=None) -> Tensor:
     """1-D convolution of ``x`` (N, L, C) or (N, C, L) with ``kernel`` (k, C/groups, filters).
 
     ``padding`` also takes 'causal': (k_eff − 1) zeros before the sequence, none after,
-    so output t sees inputs ≤ t only.
+    so output t sees inputs ≤ t only. ``activation`` as in :func:`conv2d`.
     """
-    return _conv(x, kernel, bias, 1, strides, padding, dilation_rate, groups, data_format)
+    return _conv(x, kernel, bias, 1, strides, padding, dilation_rate, groups, data_format, activation=activation)
 
 
 def depthwise_conv2d(x, depthwise_kernel, bias=None, strides=(1, 1), padding="valid", dilation_rate=(1, 1),
@@ -455,18 +537,10 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
     taps = kh * kw
     if kind == "max":
         xpad = _pad_nhwc(xd, pads, fill=-xp.inf)
-        best = xp.array(xpad[:, _tap(0, 1, sh, ho), _tap(0, 1, sw, wo), :])
-        index_type = "uint8" if taps < 256 else "int32"
-        winner = xp.zeros(best.shape, dtype=index_type)
+        out = xp.array(xpad[:, _tap(0, 1, sh, ho), _tap(0, 1, sw, wo), :])
         for t in range(1, taps):
             i, j = divmod(t, kw)
-            v = xpad[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :]
-            better = v > best  # strictly: the first of equal maxima keeps the window
-            xp.maximum(best, v, out=best)
-            # winner = t where better, else unchanged — arithmetic, as masked writes are several times slower
-            xp.multiply(winner, ~better, out=winner, casting="unsafe")
-            xp.add(winner, better.astype(index_type) * t, out=winner, casting="unsafe")
-        out = best
+            xp.maximum(out, xpad[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :], out=out)
     else:
         xpad = _pad_nhwc(xd, pads)
         out = xp.array(xpad[:, _tap(0, 1, sh, ho), _tap(0, 1, sw, wo), :])
@@ -492,14 +566,24 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
         gd = _to_nhwc(g, rank, data_format)
         buf = xp.zeros(pad_shape, dtype=g.dtype)
         share = gd / count if kind == "avg" else None
+        taken = None  # max: the windows whose winner an earlier tap already was
         for t in range(taps):
             i, j = divmod(t, kw)
-            target = buf[:, _tap(i, 1, sh, ho), _tap(j, 1, sw, wo), :]
-            if kind == "max":
-                if disjoint:  # the taps' slices do not overlap: write in place, no temporary
-                    xp.multiply(gd, winner == t, out=target)
+            rows, cols = _tap(i, 1, sh, ho), _tap(j, 1, sw, wo)
+            target = buf[:, rows, cols, :]
+            if kind == "max":  # the winner is the first tap equal to the maximum
+                hit = xpad[:, rows, cols, :] == out
+                if taken is None:
+                    taken = hit.copy() if taps > 1 else hit
+                elif t < taps - 1:
+                    xp.greater(hit, taken, out=hit)  # hit and not taken
+                    taken |= hit
                 else:
-                    target += gd * (winner == t)
+                    xp.greater(hit, taken, out=hit)
+                if disjoint:  # the taps' slices do not overlap: write in place, no temporary
+                    xp.multiply(gd, hit, out=target)
+                else:
+                    target += gd * hit
             elif disjoint:
                 target[...] = share
             else:

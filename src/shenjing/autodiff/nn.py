@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as B
-from .ops import _t, unbroadcast
+from .ops import _t, linear, unbroadcast
 from .tensor import Tensor, _as_data, make
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -58,6 +58,69 @@ def relu(x, alpha=0.0, max_value=None, threshold=0.0) -> Tensor:
         out = xp.where(above, xp.asarray(max_value, d.dtype), out)
     slope = xp.where(below, alpha, xp.where(above, 0.0, 1.0)).astype(d.dtype)
     return make(out.astype(d.dtype, copy=False), (x,), lambda g: (g * slope,))
+
+
+# Activations whose derivative is a function of their output: a Dense or convolution layer fuses
+# them into its own node (``linear(..., activation=)``, ``conv2d(..., activation=)``), which applies
+# them in place on its fresh output and multiplies the incoming gradient by the derivative — no
+# separate node, no extra activation-sized arrays.
+
+
+def _relu_inplace(a):
+    return B.xp.maximum(a, 0, out=a)
+
+
+def _relu_grad(g, out):
+    return g * (out > 0)
+
+
+def _tanh_inplace(a):
+    return B.xp.tanh(a, out=a)
+
+
+def _tanh_grad(g, out):
+    return g * (1 - out * out)
+
+
+FUSED_ACTIVATIONS = {"relu": (_relu_inplace, _relu_grad), "tanh": (_tanh_inplace, _tanh_grad)}
+"""name -> (apply in place to the pre-activation array, gradient from (g, output))."""
+
+
+def fused_activation(name):
+    """The (in-place forward, gradient-from-output) pair of a fusable activation; None for None."""
+    if name is None or name == "linear":
+        return None
+    try:
+        return FUSED_ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"activation {name!r} cannot be fused; fusable: {sorted(FUSED_ACTIVATIONS)}") from None
+
+
+def dense(x, kernel, bias=None, activation=None) -> Tensor:
+    """``activation(x @ kernel + bias)`` for (…, in) @ (in, out) as one node, the activation a fusable
+    name ('relu', 'tanh') or None (then it is :func:`ops.linear`)."""
+    act = fused_activation(activation)
+    if act is None:
+        return linear(x, kernel, bias)
+    x, kernel = _t(x), _t(kernel)
+    xp = B.xp
+    out = x.data @ kernel.data
+    if bias is not None:
+        bias = _t(bias)
+        out += bias.data
+    act[0](out)
+
+    def backward(g):
+        gz = act[1](g, out)
+        g2 = gz.reshape(-1, gz.shape[-1])
+        gx = (gz @ kernel.data.T) if x.requires_grad else None
+        gk = (x.data.reshape(-1, x.shape[-1]).T @ g2) if kernel.requires_grad else None
+        if bias is None:
+            return gx, gk
+        gb = (xp.ones(len(g2), dtype=g2.dtype) @ g2) if bias.requires_grad else None
+        return gx, gk, gb
+
+    return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
 
 
 def leaky_relu(x, negative_slope=0.2) -> Tensor:

@@ -155,4 +155,51 @@ def is_float_dtype(dtype) -> bool:
     return numpy.dtype(dtype).kind == "f"
 
 
+# ------------------------------------------------------------------------- performance
+
+CACHE_BLOCK_BYTES = 3 << 20
+"""The size of the blocks a cache-blocked kernel (the im2col convolution) works on at a time: the
+working set of one block stays in the per-core L2 cache. Measured on a 2 MB-L2 Xeon for the
+(128, 26, 26, 32) → 64 convolution: blocks of 1.3–5 MB take 104–109 ms against 127 ms unblocked."""
+
+
+def block_rows(bytes_per_row: int, rows: int) -> int:
+    """How many of ``rows`` (samples) to process at a time when one costs ``bytes_per_row`` of
+    working memory: enough to fill :data:`CACHE_BLOCK_BYTES`; all of them on a GPU (CuPy), where
+    blocking only adds kernel launches."""
+    if xp is not numpy:
+        return max(rows, 1)
+    return max(1, min(rows, CACHE_BLOCK_BYTES // max(int(bytes_per_row), 1)))
+
+
+def tune_allocator(enable: bool = True) -> bool:
+    """Keep freed large blocks in the process heap instead of returning them to the kernel.
+
+    A training step allocates the same large temporaries (activations, gradients, im2col
+    columns) every step. glibc's malloc serves blocks above its mmap threshold with fresh
+    ``mmap`` pages and unmaps them on ``free``, so every step page-faults all of that memory in
+    again. Raising the mmap and trim thresholds (``mallopt``; the same as the environment
+    variables ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_``) makes freed blocks reusable,
+    the job a caching allocator does in other frameworks: measured −15% CPU time per mnist_cnn
+    training step, with the same peak memory. Done on import on Linux with glibc unless
+    ``SHENJING_TUNE_MALLOC=0``; returns whether the setting was applied.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mmap_bytes, trim_bytes = (512 << 20, 512 << 20) if enable else (128 << 10, 128 << 10)
+    return bool(mallopt(m_mmap_threshold, mmap_bytes)) and bool(mallopt(m_trim_threshold, trim_bytes))
+
+
 _read_config()
+if os.environ.get("SHENJING_TUNE_MALLOC", "1") != "0":
+    tune_allocator()

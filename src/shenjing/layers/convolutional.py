@@ -154,15 +154,19 @@ class _Conv(_SpatialLayer, KernelLayer):
         self.built = True
 
     # ------------------------------------------------------------------ call
-    def _convolve(self, inputs):
+    def _convolve(self, inputs, activation=None):
         fn = C.conv1d if self.rank == 1 else C.conv2d
         strides = self.strides[0] if self.rank == 1 else self.strides
         dilation = self.dilation_rate[0] if self.rank == 1 else self.dilation_rate
-        return fn(inputs, self.kernel, self.bias, strides, self.padding, dilation, self.groups, self._format)
+        return fn(inputs, self.kernel, self.bias, strides, self.padding, dilation, self.groups, self._format,
+                  activation=activation)
+
+    _fuses_activation = True  # whether ``_convolve`` applies a fusable activation itself
 
     def call(self, inputs):
-        out = self._convolve(inputs)
-        if self.activation is not activations.linear:
+        fused = self._fused_activation if self._fuses_activation else None
+        out = self._convolve(inputs, fused) if fused is not None else self._convolve(inputs)
+        if fused is None and self.activation is not activations.linear:
             out = self.activation(out)
         add_activity_loss(self, self.activity_regularizer, out)
         return out
@@ -266,6 +270,8 @@ class Conv2DTranspose(_Conv):
         return tuple(C.deconv_output_length(n, k, self.padding, p, s, d)
                      for n, k, p, s, d in zip(spatial, self.kernel_size, pads, self.strides, self.dilation_rate))
 
+    _fuses_activation = False
+
     def _convolve(self, inputs):
         return C.conv2d_transpose(inputs, self.kernel, self.bias, self.strides, self.padding, self.output_padding,
                                   self.dilation_rate, self._format)
@@ -333,6 +339,8 @@ class DepthwiseConv2D(_Conv):
         filters = None if channels is None else channels * self.depth_multiplier
         return self._assemble(input_shape[0], self._output_spatial(self._spatial(input_shape)), filters)
 
+    _fuses_activation = False
+
     def _convolve(self, inputs):
         return C.depthwise_conv2d(inputs, self.depthwise_kernel, self.bias, self.strides, self.padding,
                                   self.dilation_rate, self._format)
@@ -395,10 +403,10 @@ class SeparableConv2D(_Conv):
         kernel = getattr(self, "depthwise_kernel", None)
         return None if kernel is None else kernel.shape[2]
 
-    def _convolve(self, inputs):
+    def _convolve(self, inputs, activation=None):
         spatial = C.depthwise_conv2d(inputs, self.depthwise_kernel, None, self.strides, self.padding,
                                      self.dilation_rate, self._format)
-        return C.conv2d(spatial, self.pointwise_kernel, self.bias, data_format=self._format)
+        return C.conv2d(spatial, self.pointwise_kernel, self.bias, data_format=self._format, activation=activation)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -6,7 +6,7 @@ import math
 
 from .. import activations, constraints, initializers, regularizers
 from .. import backend as B
-from ..autodiff import ops
+from ..autodiff import nn, ops
 from .base import KerasTensor, Layer, Node, _shape_str, add_activity_loss
 
 # ----------------------------------------------------------------------------- Input
@@ -70,6 +70,9 @@ def rename_legacy_kwargs(kwargs: dict, table: dict, layer: str) -> dict:
     return out
 
 
+_FUSABLE = {activations.relu: "relu", activations.tanh: "tanh"}
+
+
 class KernelLayer(Layer):
     """A layer with a kernel, an optional bias and an activation (Dense, the convolutions): the arguments
     they share, resolved with errors naming the argument, and their config."""
@@ -88,6 +91,12 @@ class KernelLayer(Layer):
         self.activity_regularizer = self._resolve(regularizers, activity_regularizer, "activity_regularizer")
         self.kernel_constraint = self._resolve(constraints, kernel_constraint, f"{kernel}_constraint")
         self.bias_constraint = self._resolve(constraints, bias_constraint, "bias_constraint")
+
+    @property
+    def _fused_activation(self):
+        """The name of the activation when it is one the kernel's node applies itself ('relu',
+        'tanh': ``nn.FUSED_ACTIVATIONS``), else None (then it is a node of its own)."""
+        return _FUSABLE.get(self.activation)
 
     def _kernel_args_config(self) -> dict:
         return dict(activation=activations.serialize(self.activation), use_bias=self.use_bias,
@@ -153,8 +162,12 @@ class Dense(KernelLayer):
         self._check_input_shape(inputs.shape)
 
     def call(self, inputs):
-        out = ops.linear(inputs, self.kernel, self.bias)
-        out = self.activation(out) if self.activation is not activations.linear else out
+        fused = self._fused_activation
+        if fused is not None:
+            out = nn.dense(inputs, self.kernel, self.bias, fused)
+        else:
+            out = ops.linear(inputs, self.kernel, self.bias)
+            out = self.activation(out) if self.activation is not activations.linear else out
         add_activity_loss(self, self.activity_regularizer, out)
         return out
 
@@ -209,8 +222,8 @@ class Dropout(Layer):
 
     def _mask(self, shape, dtype):
         generator = self._generator or B.rng()
-        keep = generator.random(shape, dtype="float32") >= self.rate
-        return B.asarray(keep.astype(dtype) / (1.0 - self.rate)).astype(dtype)
+        keep = B.asarray(generator.random(shape, dtype="float32") >= self.rate)
+        return keep * B.xp.asarray(1.0 / (1.0 - self.rate), dtype=dtype)  # one pass: bool × scale
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0:
