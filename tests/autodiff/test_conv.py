@@ -40,6 +40,9 @@ CONV2D_CASES = [
     ("explicit-pairs", (2, 4, 5, 2), (3, 2, 2, 2), {"padding": ((1, 0), (2, 1)), "strides": (2, 1)}),
     ("dilation-2", (2, 6, 7, 2), (2, 3, 2, 3), {"dilation_rate": 2}),
     ("dilation-same", (2, 5, 6, 2), (3, 3, 2, 2), {"dilation_rate": (2, 1), "padding": "same"}),
+    ("wide-same", (2, 5, 6, 6), (3, 3, 6, 3), {"padding": "same"}),
+    ("wide-explicit-s2-dilated", (2, 7, 8, 5), (2, 3, 5, 2), {"padding": ((1, 0), (2, 1)), "strides": (1, 2),
+                                                               "dilation_rate": (2, 1)}),
     ("one-channel", (2, 6, 7, 1), (3, 2, 1, 3), {}),
     ("one-channel-same-s2-dilated", (2, 7, 6, 1), (2, 3, 1, 2), {"padding": "same", "strides": 2, "dilation_rate": (1, 2)}),
     ("groups-2", (2, 5, 6, 4), (3, 3, 2, 4), {"groups": 2}),
@@ -587,3 +590,24 @@ def test_torch_oracle_cases_include_asymmetric_same_padding():
     # the 'asymmetric' cases really do pad unevenly, so the divisor path above is exercised
     assert tf_pads(6, 3, 2) == (0, 1) and tf_pads(8, 3, 2) == (0, 1)
     assert backend.floatx() == "float32"
+
+
+@pytest.mark.parametrize("case", [c for c in CONV2D_CASES if "groups" not in c[0]], ids=lambda c: c[0])
+def test_channel_major_and_pixel_major_columns_agree(case, monkeypatch):
+    """Narrow inputs build their columns channel-major, wide ones pixel-major: both layouts give the
+    same output and gradients for every padding, stride and dilation."""
+    _, xs, ks, kwargs = case
+    arrays = [n(3, *xs[1:]), n(*ks), n(ks[-1])]
+
+    def run():
+        x, k, b = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = conv.conv2d(x, k, b, activation="tanh", **kwargs)
+        (out * out).sum().backward()
+        return [out.data, x.grad, k.grad, b.grad]
+
+    monkeypatch.setattr(conv, "NARROW_CHANNELS", 0)
+    wide = run()
+    monkeypatch.setattr(conv, "NARROW_CHANNELS", 1 << 20)
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)
+    for got, want in zip(run(), wide):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

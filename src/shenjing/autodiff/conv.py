@@ -219,6 +219,11 @@ def _scatter_taps(rows, k_taps, shape, kh, kw, strides, dilation, out_hw, groups
 # ------------------------------------------------------------------- the conv kernel
 
 
+NARROW_CHANNELS = 4
+"""Up to this many input channels a convolution builds its columns (and scatters its input gradient)
+in a channel-major layout, where every copy moves whole output rows instead of C-element runs."""
+
+
 def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activation=None):
     """Convolution of ``x`` (N, H, W, C) with ``kernel`` (kh, kw, C/groups, F), NHWC, plus ``bias``
     (F,) and a fused activation (a name from ``nn.FUSED_ACTIVATIONS``) applied in place.
@@ -250,19 +255,21 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
     step = B.block_rows(pixels * k_size * dtype.itemsize, n)
-    if cg == 1:  # one input channel: tap-major columns, each tap one copy of long rows (4x faster)
+    narrow = cg <= NARROW_CHANNELS
+    if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
+        x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
         cols = xp.empty((k_size, step * pixels), dtype=dtype)
     else:
         cols = xp.empty((step * pixels, k_size), dtype=dtype)
 
     def fill_columns(start, stop):
-        """The column matrix (rows, kh·kw·C) of samples start:stop (a transposed view when C = 1)."""
-        if cg == 1:
+        """The column matrix (rows, kh·kw·C) of samples start:stop (a transposed view when narrow)."""
+        if narrow:
             block = cols[:, :(stop - start) * pixels]
-            taps_view = block.reshape(taps, stop - start, ho, wo)
+            per_tap = block.reshape(taps, cg, stop - start, ho, wo)
             for t in range(taps):
                 i, j = divmod(t, kw)
-                taps_view[t] = xpad[start:stop, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo), 0]
+                per_tap[t] = x_cm[:, start:stop, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)]
             return block.T
         block = cols[:(stop - start) * pixels]
         block.reshape(stop - start, ho, wo, kh, kw, cg)[...] = _windows(xpad[start:stop], kh, kw, strides,
@@ -285,9 +292,11 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         g = xp.ascontiguousarray(g)
         dk = xp.zeros((k_size, f), dtype=dtype) if need_k else None
         db = xp.zeros(f, dtype=dtype) if need_b else None
-        dpad = xp.zeros(xpad.shape, dtype=dtype) if need_x else None
         ones = xp.ones(step * pixels, dtype=dtype) if need_b else None
-        if need_x:
+        if need_x and narrow:  # col2im in the channel-major layout: long contiguous rows again
+            dpad = xp.zeros((c, n, hp, wp), dtype=dtype)
+        elif need_x:
+            dpad = xp.zeros(xpad.shape, dtype=dtype)
             k_taps = xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1))  # (taps, F, C)
             tap_rows = xp.empty((step * pixels, cg), dtype=dtype)
         for start in range(0, n, step):
@@ -299,14 +308,25 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                 db += ones[:len(gz)] @ gz
             if need_k:
                 dk += fill_columns(start, stop).T @ gz
-            if need_x:  # col2im: each tap's block g · kernel[i, j]ᵀ added onto the pixels that tap read
-                target = dpad[start:stop]
-                block = tap_rows[:len(gz)]
+            if not need_x:
+                continue
+            # col2im: each tap's block g · kernel[i, j]ᵀ added onto the pixels that tap read
+            if narrow:
+                block = xp.matmul(k_mat, gz.T, out=cols[:, :len(gz)])  # (taps·C, rows)
+                per_tap = block.reshape(taps, cg, stop - start, ho, wo)
                 for t in range(taps):
                     i, j = divmod(t, kw)
-                    xp.matmul(gz, k_taps[t], out=block)
-                    target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block.reshape(stop - start, ho, wo, cg)
-        dx = dpad[:, pt:pt + h, pl:pl + w, :] if need_x else None
+                    dpad[:, start:stop, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += per_tap[t]
+                continue
+            target = dpad[start:stop]
+            block = tap_rows[:len(gz)]
+            for t in range(taps):
+                i, j = divmod(t, kw)
+                xp.matmul(gz, k_taps[t], out=block)
+                target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block.reshape(stop - start, ho, wo, cg)
+        dx = None
+        if need_x:
+            dx = dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if narrow else dpad[:, pt:pt + h, pl:pl + w, :]
         return dx, (dk.reshape(kernel.shape) if need_k else None), db
 
     return out, backward
