@@ -24,7 +24,7 @@ import math
 
 from . import backend as B
 from .autodiff import nn, ops
-from .autodiff.tensor import Tensor
+from .autodiff.tensor import Tensor, make
 from .utils.naming import to_snake_case
 from .utils.registry import Registry
 
@@ -40,7 +40,7 @@ _L2_EPSILON = 1e-12  # floor of the squared norm in l2-normalisation (cosine sim
 def _pred_tensor(y_pred) -> Tensor:
     """``y_pred`` as a float Tensor (integer / boolean arrays become ``floatx``)."""
     t = y_pred if isinstance(y_pred, Tensor) else Tensor(y_pred)
-    if not B.is_float_dtype(t.dtype):
+    if t.data.dtype.kind != "f":
         t = ops.cast(t, B.floatx())
     return t
 
@@ -49,19 +49,22 @@ def _true_tensor(y_true, dtype) -> Tensor:
     """``y_true`` as a Tensor of ``dtype`` (the prediction's: targets never upcast the loss)."""
     if isinstance(y_true, Tensor):
         return y_true if y_true.dtype == dtype else ops.cast(y_true, dtype)
-    data = B.asarray(y_true)
+    data = y_true if type(y_true) is B.xp.ndarray else B.asarray(y_true)
     return Tensor(data if data.dtype == dtype else data.astype(dtype))
 
 
 def _same_rank(a: Tensor, b: Tensor):
     """Make ranks equal when they differ by a trailing axis of size 1 (Keras's rule):
     an ``(n,)`` operand gains an axis next to ``(n, 1)``; otherwise the size-1 axis is dropped."""
-    if a.ndim == b.ndim + 1 and a.shape[-1] == 1:
-        if b.ndim == 1:
+    a_rank, b_rank = a.data.ndim, b.data.ndim
+    if a_rank == b_rank:
+        return a, b
+    if a_rank == b_rank + 1 and a.shape[-1] == 1:
+        if b_rank == 1:
             b = ops.expand_dims(b, -1)
         else:
             a = ops.squeeze(a, -1)
-    elif b.ndim == a.ndim + 1 and b.shape[-1] == 1:
+    elif b_rank == a_rank + 1 and b.shape[-1] == 1:
         if a.ndim == 1:
             a = ops.expand_dims(a, -1)
         else:
@@ -95,7 +98,7 @@ def _fused_logits(y_pred, kind: str, from_logits: bool, axis: int = -1):
     if kind == "softmax" and axis not in (-1, y_pred.ndim - 1):
         return None
     z = tag[1]
-    return z if B.is_float_dtype(z.dtype) else None
+    return z if z.data.dtype.kind == "f" else None
 
 
 def _gather_last(t: Tensor, index) -> Tensor:
@@ -105,6 +108,15 @@ def _gather_last(t: Tensor, index) -> Tensor:
     rows = B.xp.arange(flat.shape[0])
     picked = ops.getitem(flat, (rows, index.reshape(-1)))
     return ops.reshape(picked, index.shape)
+
+
+def _mean_axis(t: Tensor, axis) -> Tensor:
+    """``ops.mean(t, axis=axis)``. Over an axis of size 1 (one unit per sample) the mean is the value
+    itself, bit for bit, and so is its gradient: a reshape, which costs less, does it."""
+    if isinstance(axis, int) and t.ndim and -t.ndim <= axis < t.ndim and t.shape[axis] == 1:
+        axis %= t.ndim
+        return ops.reshape(t, t.shape[:axis] + t.shape[axis + 1:])
+    return ops.mean(t, axis=axis)
 
 
 def _clip_probs(p: Tensor) -> Tensor:
@@ -161,7 +173,7 @@ def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, 
     else:
         p = _clip_probs(y_pred)
         losses = -(y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
-    return ops.mean(losses, axis=axis)
+    return _mean_axis(losses, axis)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0, axis=-1) -> Tensor:
@@ -211,20 +223,20 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1) 
 def mean_squared_error(y_true, y_pred) -> Tensor:
     """mean((y_true − y_pred)²) over the last axis."""
     y_true, y_pred = _prepare("mean_squared_error", y_true, y_pred)
-    return ops.mean(ops.square(y_true - y_pred), axis=-1)
+    return _mean_axis(ops.square(y_true - y_pred), -1)
 
 
 def mean_absolute_error(y_true, y_pred) -> Tensor:
     """mean(|y_true − y_pred|) over the last axis."""
     y_true, y_pred = _prepare("mean_absolute_error", y_true, y_pred)
-    return ops.mean(ops.abs(y_true - y_pred), axis=-1)
+    return _mean_axis(ops.abs(y_true - y_pred), -1)
 
 
 def mean_absolute_percentage_error(y_true, y_pred) -> Tensor:
     """100 · mean(|y_true − y_pred| / max(|y_true|, ε)) over the last axis."""
     y_true, y_pred = _prepare("mean_absolute_percentage_error", y_true, y_pred)
     denom = ops.clip(ops.abs(y_true), B.epsilon(), None)
-    return 100.0 * ops.mean(ops.abs((y_true - y_pred) / denom), axis=-1)
+    return 100.0 * _mean_axis(ops.abs((y_true - y_pred) / denom), -1)
 
 
 def mean_squared_logarithmic_error(y_true, y_pred) -> Tensor:
@@ -232,7 +244,7 @@ def mean_squared_logarithmic_error(y_true, y_pred) -> Tensor:
     y_true, y_pred = _prepare("mean_squared_logarithmic_error", y_true, y_pred)
     eps = B.epsilon()
     diff = ops.log1p(ops.clip(y_pred, eps, None)) - ops.log1p(ops.clip(y_true, eps, None))
-    return ops.mean(ops.square(diff), axis=-1)
+    return _mean_axis(ops.square(diff), -1)
 
 
 def huber(y_true, y_pred, delta=1.0) -> Tensor:
@@ -242,14 +254,14 @@ def huber(y_true, y_pred, delta=1.0) -> Tensor:
     abs_error = ops.abs(error)
     quadratic = 0.5 * ops.square(error)
     linear = delta * abs_error - 0.5 * delta * delta
-    return ops.mean(ops.where(abs_error.data <= delta, quadratic, linear), axis=-1)
+    return _mean_axis(ops.where(abs_error.data <= delta, quadratic, linear), -1)
 
 
 def log_cosh(y_true, y_pred) -> Tensor:
     """mean(log cosh(y_pred − y_true)) over the last axis, computed stably as x + softplus(−2x) − log 2."""
     y_true, y_pred = _prepare("log_cosh", y_true, y_pred)
     x = y_pred - y_true
-    return ops.mean(x + nn.softplus(-2.0 * x) - math.log(2.0), axis=-1)
+    return _mean_axis(x + nn.softplus(-2.0 * x) - math.log(2.0), -1)
 
 
 def _hinge_labels(y_true: Tensor) -> Tensor:
@@ -263,13 +275,13 @@ def _hinge_labels(y_true: Tensor) -> Tensor:
 def hinge(y_true, y_pred) -> Tensor:
     """mean(max(1 − y·ŷ, 0)) over the last axis; labels in {−1, 1} (or {0, 1}, converted)."""
     y_true, y_pred = _prepare("hinge", y_true, y_pred)
-    return ops.mean(nn.relu(1.0 - _hinge_labels(y_true) * y_pred), axis=-1)
+    return _mean_axis(nn.relu(1.0 - _hinge_labels(y_true) * y_pred), -1)
 
 
 def squared_hinge(y_true, y_pred) -> Tensor:
     """mean(max(1 − y·ŷ, 0)²) over the last axis; labels in {−1, 1} (or {0, 1}, converted)."""
     y_true, y_pred = _prepare("squared_hinge", y_true, y_pred)
-    return ops.mean(ops.square(nn.relu(1.0 - _hinge_labels(y_true) * y_pred)), axis=-1)
+    return _mean_axis(ops.square(nn.relu(1.0 - _hinge_labels(y_true) * y_pred)), -1)
 
 
 def categorical_hinge(y_true, y_pred) -> Tensor:
@@ -293,7 +305,7 @@ def kl_divergence(y_true, y_pred) -> Tensor:
 def poisson(y_true, y_pred) -> Tensor:
     """mean(ŷ − y·log(ŷ + ε)) over the last axis."""
     y_true, y_pred = _prepare("poisson", y_true, y_pred)
-    return ops.mean(y_pred - y_true * ops.log(y_pred + B.epsilon()), axis=-1)
+    return _mean_axis(y_pred - y_true * ops.log(y_pred + B.epsilon()), -1)
 
 
 def _l2_normalize(x: Tensor, axis) -> Tensor:
@@ -349,7 +361,12 @@ for _fn in (mean_squared_error, mean_absolute_error, mean_absolute_percentage_er
 
 
 def _dims_match(a, b) -> bool:
-    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x is not None and y is not None and x != y:
+            return False
+    return True
 
 
 def _shapes_compatible(t, p) -> bool:
@@ -391,8 +408,16 @@ def _validate(kind: str, name: str, y, p_shape) -> None:
     where = f"{name}: argument `y`"
     if y.dtype.kind not in "biuf":
         raise ValueError(f"{where} must hold numbers, got an array of dtype {y.dtype}")
-    if y.dtype.kind == "f" and y.size and not bool(xp.all(xp.isfinite(y))):
-        raise ValueError(f"{where} contains NaN or infinite values; targets must be finite")
+    bounds = None
+    if y.dtype.kind == "f" and y.size:
+        if kind == "binary":
+            # the range is needed below anyway; min and max are NaN/inf exactly when a value is
+            bounds = float(y.min()), float(y.max())
+            finite = math.isfinite(bounds[0]) and math.isfinite(bounds[1])
+        else:
+            finite = bool(xp.isfinite(y).all())
+        if not finite:
+            raise ValueError(f"{where} contains NaN or infinite values; targets must be finite")
 
     if kind == "categorical":
         if _dims_match(t_shape, p_shape):
@@ -452,7 +477,7 @@ def _validate(kind: str, name: str, y, p_shape) -> None:
             f"output of shape {_fmt_shape(_expected(p_shape, batch))}; the shapes must be equal "
             f"((n,) against (n, 1) is accepted).")
     if kind == "binary" and y.size:
-        lo, hi = float(y.min()), float(y.max())
+        lo, hi = bounds if bounds is not None else (float(y.min()), float(y.max()))
         if lo < 0 or hi > 1:
             bad = lo if lo < 0 else hi
             raise ValueError(
@@ -535,6 +560,8 @@ def reduce_weighted_losses(losses: Tensor, sample_weight=None, reduction="sum_ov
         losses = losses * Tensor(weights)
     if reduction == "none" or losses.ndim == 0:
         return losses
+    if weights is None and reduction != "sum" and losses.size:
+        return _mean_of_elements(losses)
     total = ops.sum(losses)
     if reduction == "sum":
         return total
@@ -545,6 +572,24 @@ def reduce_weighted_losses(losses: Tensor, sample_weight=None, reduction="sum_ov
     if divisor == 0:
         return total * 0.0
     return total / divisor
+
+
+def _mean_of_elements(losses: Tensor) -> Tensor:
+    """``ops.sum(losses) / losses.size`` as one node: the same arithmetic (a sum, then a division by the
+    count in the losses' dtype) and the same gradient (``g / count`` everywhere), without the two nodes."""
+    xp = B.xp
+    data = losses.data
+    shape = data.shape
+    count = xp.asarray(data.size, dtype=data.dtype)
+    out = data.sum() / count
+
+    def backward(g):
+        g = g / count
+        grad = xp.empty(shape, dtype=g.dtype)
+        grad.fill(g)
+        return (grad,)
+
+    return make(out, (losses,), backward)
 
 
 class LossFunctionWrapper(Loss):

@@ -241,6 +241,16 @@ class Mean(Metric):
         self.count = 0.0
 
     def update_state(self, values, sample_weight=None) -> None:
+        if type(values) is float and (sample_weight is None or type(sample_weight) in (int, float)):
+            # one number (the loss of a batch): what _samplewise computes, in float64, without arrays
+            if sample_weight is None:
+                self.total += values
+                self.count += 1.0
+            else:
+                weight = float(sample_weight)
+                self.total += values * weight
+                self.count += weight
+            return
         values, weights = _samplewise(values, sample_weight)
         self.total += float(values.sum())
         if weights is not None:

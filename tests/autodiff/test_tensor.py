@@ -394,3 +394,49 @@ def test_numpy_integer_axes_are_accepted():
     out = ops.sum(x, axis=np.int64(1)) + ops.mean(x, axis=(np.int64(0),)).sum() + ops.max(x, np.int32(-1))
     ops.sum(out).backward()
     np.testing.assert_allclose(x.grad, [[2.0, 2.0, 3.0], [2.0, 2.0, 3.0]])  # the mean term is broadcast twice
+
+
+def test_implicit_gradient_of_one_element_tensors_of_any_rank():
+    for shape in [(), (1,), (1, 1), (1, 1, 1)]:
+        x = leaf(np.full(shape, 2.0))
+        y = x * 3.0
+        y.backward()
+        assert x.grad.shape == shape and x.grad.dtype == np.float64
+        np.testing.assert_array_equal(x.grad, np.full(shape, 3.0))
+    x32 = leaf(np.full((1, 1), 2.0), dtype=np.float32)
+    (x32 * 3.0).backward()
+    assert x32.grad.dtype == np.float32
+
+
+def test_leaf_gradient_is_never_an_array_someone_else_holds():
+    """A gradient array made for one leaf alone becomes its .grad without a copy; one that an op (or
+    another leaf, or the caller) still holds is copied."""
+    kept = []
+
+    def keeps_its_gradient(g):
+        out = np.full(3, 2.0)
+        kept.append(out)
+        return (out,)
+
+    x = leaf([1.0, 2.0, 3.0])
+    ops.sum(make(x.data * 2, (x,), keeps_its_gradient)).backward()
+    assert x.grad is not kept[0] and not np.shares_memory(x.grad, kept[0])
+    x.grad *= 10.0
+    np.testing.assert_array_equal(kept[0], [2.0, 2.0, 2.0])
+
+    views = []
+
+    def returns_a_view(g):
+        base = np.full((2, 3), 5.0)
+        views.append(base)
+        return (base[0],)
+
+    z = leaf([1.0, 2.0, 3.0])
+    ops.sum(make(z.data * 1, (z,), returns_a_view)).backward()
+    assert not np.shares_memory(z.grad, views[0])
+
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    ops.sum(a * b + a * b).backward()
+    assert not np.shares_memory(a.grad, b.grad)
+    np.testing.assert_array_equal(a.grad, 2 * b.data)
+    np.testing.assert_array_equal(b.grad, 2 * a.data)

@@ -153,3 +153,95 @@ def test_evaluate_a_plain_generator_on_a_fresh_model_keeps_every_batch():
     from_arrays = model.evaluate(x, y, batch_size=10, verbose=0)
     from_generator = model.evaluate(((x[i:i + 10], y[i:i + 10]) for i in range(0, 40, 10)), steps=4, verbose=0)
     assert abs(from_arrays - from_generator) < 1e-6
+
+
+# ------------------------------------------------ the *_on_batch short path raises what the general path raises
+
+
+def _bad_batches():
+    good_x, good_y = np.ones((4, 3), np.float32), np.array([[0.0], [1.0], [1.0], [0.0]], np.float32)
+    nan_x = good_x.copy()
+    nan_x[1, 2] = np.nan
+    inf_y = good_y.copy()
+    inf_y[2, 0] = np.inf
+    return {
+        "nan_x": (nan_x, good_y),
+        "inf_y": (good_x, inf_y),
+        "y_out_of_range": (good_x, good_y * 3),
+        "wrong_width": (np.ones((4, 5), np.float32), good_y),
+        "wrong_rank": (np.ones((4, 3, 1), np.float32), good_y),
+        "lengths": (good_x, good_y[:3]),
+        "empty": (good_x[:0], good_y[:0]),
+        "y_shape": (good_x, np.ones((4, 2), np.float32)),
+        "float64_nan_x": (nan_x.astype("float64"), good_y),
+        "strings": (np.array([["a", "b", "c"]] * 4), good_y),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_bad_batches()))
+def test_on_batch_methods_raise_the_errors_of_fit(case):
+    x, y = _bad_batches()[case]
+
+    def error(call):
+        with pytest.raises(Exception) as info:
+            call()
+        return type(info.value), str(info.value).replace("fit:", "METHOD:").replace("train_on_batch:", "METHOD:")
+
+    model = Sequential([layers.Dense(3, activation="tanh", input_shape=(3,)), layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy")
+    model.train_on_batch(np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32))  # ready: the short path
+    weights = model.get_weights()
+    assert error(lambda: model.train_on_batch(x, y)) == error(lambda: model.fit(x, y, verbose=0))
+    assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights()))
+    if case in ("nan_x", "wrong_width", "wrong_rank", "empty", "float64_nan_x", "strings"):
+        expected = error(lambda: model.predict(x))
+        assert error(lambda: model.predict_on_batch(x)) == (expected[0], expected[1].replace("predict:",
+                                                                                              "predict_on_batch:"))
+
+
+def test_on_batch_short_path_gives_the_general_paths_results():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((8, 3)), (rng.random((8, 1)) > 0.5).astype("float64")  # float64: the general path casts
+
+    def run(x, y):
+        set_random_seed(7)
+        model = Sequential([layers.Dense(4, activation="tanh", input_shape=(3,)),
+                            layers.Dense(1, activation="sigmoid")])
+        model.compile(optimizers.SGD(0.1), "binary_crossentropy", metrics=["accuracy"])
+        logs = [model.train_on_batch(x, y, return_dict=True) for _ in range(3)]
+        return logs, model.predict_on_batch(x), model.get_weights()
+
+    short = run(x.astype("float32"), y.astype("float32"))
+    general = run(x, y)
+    assert short[0] == general[0]
+    np.testing.assert_array_equal(short[1], general[1])
+    for a, b in zip(short[2], general[2]):
+        np.testing.assert_array_equal(a, b)
+
+
+# ------------------------------------------------------------- penalties: the cached sources follow changes
+
+
+def test_penalties_follow_regularizers_and_layers_added_after_training():
+    from shenjing import regularizers
+
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 2), np.float32)
+    model = Sequential([layers.Dense(4, input_shape=(3,)), layers.Dense(2)])
+    model.compile("sgd", "mse")
+    model.train_on_batch(x, y)  # the sources of penalties are looked up (and cached) here
+    assert model.losses == []
+    plain = model.test_on_batch(x, y)
+    kernel = model.layers[0].kernel
+    kernel.regularizer = regularizers.l2(0.5)  # set after training started
+    (penalty,) = model.losses
+    expected = 0.5 * float((kernel.data.astype("float64") ** 2).sum())
+    np.testing.assert_allclose(float(penalty.data), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.test_on_batch(x, y), plain + expected, rtol=1e-6)
+    kernel.regularizer = None
+    assert model.losses == [] and model.test_on_batch(x, y) == plain
+    model.add(layers.Dense(2, activity_regularizer="l1", bias_regularizer="l2"))  # a layer added later
+    model.compile("sgd", "mse")
+    model.train_on_batch(x, y)
+    assert len(model.losses) == 2  # its bias penalty, then the activity penalty of this step
+    model.pop()
+    assert model.losses == []

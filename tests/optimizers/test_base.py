@@ -1,6 +1,8 @@
 """The base class: arguments, clipping, weight decay, Keras 2 ``decay``, the learning-rate property,
 constraints, the moving average, configs, state, ``get`` and dtypes."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -483,3 +485,112 @@ def test_float32_trajectory_close_to_float64():
     a = run_shenjing(optimizers.Adam(0.05), dtype="float32")
     b = run_shenjing(optimizers.Adam(0.05), dtype="float64")
     assert max_difference(a, b) < 1e-4
+
+
+# ------------------------------------------------------------------- in place, block by block
+
+
+def _reference_step(opt, w, g, lr):
+    """The rule's formula on whole arrays with temporaries (what each rule's docstring writes), for one
+    variable and one step, reading and writing the optimizer's slots of variable 0."""
+    slot = lambda name: opt._slots[name][0]  # noqa: E731
+    t = opt.iterations + 1
+    if isinstance(opt, optimizers.Adam):
+        b1, b2 = opt.beta_1, opt.beta_2
+        m, v = slot("m"), slot("v")
+        m += (1.0 - b1) * (g - m)
+        v += (1.0 - b2) * (np.square(g) - v)
+        if opt.amsgrad:
+            np.maximum(slot("vhat"), v, out=slot("vhat"))
+            v = slot("vhat")
+        w -= (lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)) * m / (np.sqrt(v) + opt.epsilon)
+    elif isinstance(opt, optimizers.SGD):
+        m = slot("momentum")
+        m *= opt.momentum
+        m -= lr * g
+        w += opt.momentum * m - lr * g if opt.nesterov else m
+    elif isinstance(opt, optimizers.RMSprop):
+        v = slot("velocity")
+        v *= opt.rho
+        v += (1.0 - opt.rho) * np.square(g)
+        denom = v
+        if opt.centered:
+            mg = slot("average_gradient")
+            mg *= opt.rho
+            mg += (1.0 - opt.rho) * g
+            denom = v - np.square(mg)
+        inc = lr * g / np.sqrt(denom + opt.epsilon)
+        if opt.momentum > 0:
+            b = slot("momentum")
+            b *= opt.momentum
+            b += inc
+            inc = b
+        w -= inc
+    else:
+        raise AssertionError(type(opt))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.Adam(0.02, amsgrad=True),
+    lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
+], ids=["adam", "nesterov", "rmsprop"])
+@pytest.mark.parametrize("layout", ["small", "large", "large_fortran"])
+def test_in_place_blockwise_update_is_the_formula_bit_for_bit(make, layout):
+    """The rules update in place with scratch buffers, a large variable block by block (and a
+    non-contiguous one as a whole): the same bits as the formula computed with temporaries."""
+    from shenjing.optimizers import base
+
+    rng = np.random.default_rng(0)
+    shape = (3, 5) if layout == "small" else (base._BLOCK // 100 + 7, 203)  # large: several blocks and a tail
+    assert (np.prod(shape) > base._BLOCK) == (layout != "small")
+    for dtype in ("float32", "float64"):
+        start = rng.normal(size=shape).astype(dtype)
+        if layout == "large_fortran":
+            start = np.asfortranarray(start)
+        ours, ref = Variable(start, dtype=dtype), Variable(start, dtype=dtype)
+        if layout == "large_fortran":
+            ours.data = np.asfortranarray(ours.data)
+        opt_ours, opt_ref = make(), make()
+        opt_ours.build([ours])
+        opt_ref.build([ref])
+        for step in range(4):
+            g = rng.normal(size=shape).astype(dtype) * (step + 1)
+            opt_ours.apply_gradients([(g, ours)])
+            _reference_step(opt_ref, ref.data, g, opt_ref.learning_rate)
+            opt_ref.iterations += 1
+            np.testing.assert_array_equal(ours.data, ref.data)
+            for name in opt_ours._slots:
+                np.testing.assert_array_equal(opt_ours._slots[name][0], opt_ref._slots[name][0])
+        assert ours.data.dtype == dtype
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES, ids=IDS)
+def test_scalar_shaped_variables(cls):
+    """A variable of shape () is updated like one of shape (1,) (Adagrad and RMSprop used to fail on it)."""
+    a, b = Variable(np.array(0.5)), Variable(np.array([0.5]))
+    opt_a, opt_b = cls(), cls()
+    for step in range(3):
+        opt_a.apply_gradients([(np.array(0.1 * (step + 1)), a)])
+        opt_b.apply_gradients([(np.array([0.1 * (step + 1)]), b)])
+    assert a.shape == () and a.data.dtype == np.float32
+    np.testing.assert_array_equal(a.data.reshape(1), b.data)
+
+
+def test_updates_allocate_no_per_step_arrays_for_large_variables():
+    """After the first step, an Adam step on a large variable allocates no array of the variable's size:
+    the slots, the scratch buffers and the weights are reused (the gradient is not written to)."""
+    import tracemalloc
+
+    w = Variable(np.zeros((600, 500), np.float32))
+    g = np.full((600, 500), 0.01, np.float32)
+    opt = optimizers.Adam()
+    opt.apply_gradients([(g, w)])
+    before = [id(opt._slots["m"][0]), id(opt._slots["v"][0]), id(w.data)]
+    tracemalloc.start()
+    opt.apply_gradients([(g, w)])
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < w.data.nbytes // 4, peak
+    assert before == [id(opt._slots["m"][0]), id(opt._slots["v"][0]), id(w.data)]
+    assert np.all(g == np.float32(0.01))

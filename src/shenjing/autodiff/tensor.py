@@ -18,6 +18,7 @@ node again raises instead of silently returning a partial gradient.
 from __future__ import annotations
 
 import contextlib
+import sys
 
 from .. import backend as B
 
@@ -147,7 +148,9 @@ class Tensor:
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(f"backward(): grad can be implicit only for a scalar output, got shape {self.shape}")
-            grad = B.xp.ones_like(self.data)
+            grad = B.xp.array(1, dtype=self.data.dtype)
+            if self.data.ndim:
+                grad = grad.reshape(self.data.shape)
         else:
             grad = _as_data(grad, self.data.dtype)
             if grad.shape != self.shape:
@@ -155,30 +158,39 @@ class Tensor:
                                  f"{self.shape}")
 
         order = _topological_order(self)
-        grads = {id(self): grad}
+        grads = {self: grad}  # keyed by node: a Tensor hashes (and compares) by identity
+        pop, get = grads.pop, grads.get
         for node in reversed(order):
-            g = grads.pop(id(node), None)
+            g = pop(node, None)
             if g is None:
                 continue
-            if node._backward is None:  # a leaf: accumulate into .grad
+            backward_fn = node._backward
+            if backward_fn is None:  # a leaf: accumulate into .grad
                 if node.grad is None:
                     # always a fresh, writable array of the leaf's dtype: ``g`` may be a
                     # read-only broadcast view, or the very array handed to another leaf
-                    node.grad = g.astype(node.data.dtype) if node.data.dtype.kind == "f" else g.copy()
+                    dtype = node.data.dtype
+                    if dtype.kind != "f":
+                        node.grad = g.copy()
+                    elif (g.dtype == dtype and g.base is None and _refcount(g) == _SOLE
+                          and getattr(g.flags, "writeable", True)):
+                        node.grad = g  # made by an op for this leaf alone and held by nobody else: no copy
+                    else:
+                        node.grad = g.astype(dtype)
                 else:
                     node.grad = node.grad + g
                 continue
-            parent_grads = node._backward(g)
+            parent_grads = backward_fn(g)
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 if pg.shape != parent.data.shape:
                     raise RuntimeError(
-                        f"backward(): {getattr(node._backward, '__qualname__', 'an op')} returned a gradient "
+                        f"backward(): {getattr(backward_fn, '__qualname__', 'an op')} returned a gradient "
                         f"of shape {pg.shape} for an input of shape {parent.data.shape}")
-                key = id(parent)
-                previous = grads.get(key)
-                grads[key] = pg if previous is None else previous + pg
+                previous = get(parent)
+                grads[parent] = pg if previous is None else previous + pg
+            parent_grads = pg = previous = None  # hold no gradient beyond the dict (see the leaf case)
             if not retain_graph:
                 node._parents = ()
                 node._backward = _released
@@ -289,21 +301,45 @@ def make(data, parents: tuple, backward) -> Tensor:
     ``backward(g)`` must return one gradient (or None) per parent, each of the
     parent's shape.
     """
-    out = Tensor.__new__(Tensor)
+    out = _new_tensor(Tensor)
     out.data = data
     out.grad = None
     out._logits = None
     out._keras_mask = None
     out.name = None
-    if _grad_enabled and any(p.requires_grad for p in parents):
-        out.requires_grad = True
-        out._parents = parents
-        out._backward = backward
-    else:
-        out.requires_grad = False
-        out._parents = ()
-        out._backward = None
+    if _grad_enabled:
+        for p in parents:
+            if p.requires_grad:
+                out.requires_grad = True
+                out._parents = parents
+                out._backward = backward
+                return out
+    out.requires_grad = False
+    out._parents = ()
+    out._backward = None
     return out
+
+
+_new_tensor = object.__new__
+
+
+def _sole_reference_count():
+    """What ``sys.getrefcount`` reports for an object held by one local name only, or None where reference
+    counts cannot tell that (no getrefcount, a free-threaded build, or counts that miss a reference)."""
+    count = getattr(sys, "getrefcount", None)
+    if count is None or not getattr(sys, "_is_gil_enabled", lambda: True)():
+        return None
+    probe = object()
+    alone = count(probe)
+    held = [probe]
+    return alone if count(probe) == alone + 1 and held else None
+
+
+# A gradient array whose only reference is the engine's local name is exclusively the leaf's: it is
+# adopted as ``.grad`` instead of copied (CPython's reference counts; where they cannot tell, it is
+# always copied).
+_SOLE = _sole_reference_count()
+_refcount = sys.getrefcount if _SOLE is not None else (lambda obj: -1)
 
 
 def _released(g):
@@ -315,22 +351,29 @@ def _released(g):
 
 
 def _topological_order(root: Tensor) -> list:
-    """Nodes reachable from ``root`` (requiring grad), parents before children; no recursion."""
+    """Nodes reachable from ``root`` (requiring grad), parents before children; no recursion.
+
+    A depth-first post-order that visits the parents of a node last to first (a leaf is done as
+    soon as it is reached).
+    """
     order = []
-    visited = set()
-    stack = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
+    append = order.append
+    visited = {root}
+    add = visited.add
+    nodes = [root]
+    pending = [reversed(root._parents)]  # per open node, the parents still to visit
+    while pending:
+        for parent in pending[-1]:
+            if parent.requires_grad and parent not in visited:
+                add(parent)
+                if parent._parents:
+                    nodes.append(parent)
+                    pending.append(reversed(parent._parents))
+                    break
+                append(parent)
+        else:
+            pending.pop()
+            append(nodes.pop())
     return order
 
 

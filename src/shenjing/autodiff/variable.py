@@ -5,6 +5,16 @@ from __future__ import annotations
 from .. import backend as B
 from .tensor import Tensor, _as_data
 
+#: bumped whenever something that decides which regularization penalties a model has changes (a variable's
+#: regularizer here; the layers, their weights and their sub-layers in ``layers.base``): the layers' cached
+#: lists of penalty sources start over when it moves
+_structure_generation = [0]
+
+
+def structure_changed() -> None:
+    """Invalidate the layers' cached lists of penalty sources (see ``Layer.losses``)."""
+    _structure_generation[0] += 1
+
 
 class Variable(Tensor):
     """A leaf tensor that holds a weight: named, trainable or frozen, optionally constrained.
@@ -14,7 +24,7 @@ class Variable(Tensor):
     ``constraint`` (a callable array -> array) is applied after each update.
     """
 
-    __slots__ = ("trainable", "constraint", "regularizer")
+    __slots__ = ("_trainable", "constraint", "_regularizer")
 
     def __init__(self, value, name: str | None = None, trainable: bool = True, constraint=None,
                  regularizer=None, dtype=None):
@@ -40,10 +50,25 @@ class Variable(Tensor):
                 f"to a variable of shape {tuple(self.data.shape)}")
         self.data[...] = value
 
-    def __setattr__(self, key, value):
-        if key == "trainable" and hasattr(self, "requires_grad"):
-            object.__setattr__(self, "requires_grad", bool(value))
-        object.__setattr__(self, key, value)
+    @property
+    def regularizer(self):
+        """A callable ``variable -> scalar Tensor`` whose penalty is added to the loss, or None."""
+        return self._regularizer
+
+    @regularizer.setter
+    def regularizer(self, value) -> None:
+        self._regularizer = value
+        structure_changed()
+
+    @property
+    def trainable(self):
+        """Whether the variable is trained; setting it sets ``requires_grad`` too."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self.requires_grad = bool(value)
+        self._trainable = value
 
     def __repr__(self) -> str:
         return f"<Variable {self.name!r} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"

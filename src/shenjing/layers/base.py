@@ -13,8 +13,10 @@ import inspect
 
 from .. import backend as B
 from ..autodiff import Tensor, Variable, no_grad, ops
+from ..autodiff.variable import _structure_generation, structure_changed
 from ..utils.naming import to_snake_case, unique_name
 
+_STRUCTURE_ATTRIBUTES = {"_layers", "_trainable_weights", "_non_trainable_weights"}  # see Layer.losses
 _LAYER_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim", "input_length", "weights",
                  "batch_shape"}
 
@@ -123,10 +125,14 @@ class Layer:
         if isinstance(value, Layer) and key != "_outbound":
             if value not in self._layers:
                 self._layers.append(value)
+                structure_changed()
         elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Layer) for v in value):
             for v in value:
                 if v not in self._layers:
                     self._layers.append(v)
+                    structure_changed()
+        elif key in _STRUCTURE_ATTRIBUTES:
+            structure_changed()
         object.__setattr__(self, key, value)
 
     @property
@@ -158,11 +164,20 @@ class Layer:
             self._trainable_weights.append(var)
         else:
             self._non_trainable_weights.append(var)
+        structure_changed()
         return var
 
     def _all_layers(self) -> list:
         """This layer's sub-layers, recursively, each once."""
-        seen, out, stack = set(), [], list(reversed(self._layers))
+        layers = self._layers
+        if not layers:
+            return []
+        for layer in layers:
+            if layer._layers:
+                break
+        else:  # no sub-layer has sub-layers of its own (a plain stack): the list without repeats
+            return list({id(layer): layer for layer in layers}.values())
+        seen, out, stack = set(), [], list(reversed(layers))
         while stack:
             layer = stack.pop()
             if id(layer) in seen:
@@ -231,12 +246,23 @@ class Layer:
     @property
     def losses(self) -> list:
         """The regularization penalties (scalar Tensors): weight regularizers, then activity losses."""
+        # Where penalties can come from -- per layer (this one, then its sub-layers), its weights that
+        # have a regularizer, then its activity losses -- is cached until the layers, their weights or a
+        # regularizer change (``structure_changed``); the penalties themselves are computed every time.
+        cached = self.__dict__.get("_penalty_sources")
+        if cached is None or cached[0] != _structure_generation[0]:
+            sources = tuple((tuple(w for w in layer._trainable_weights + layer._non_trainable_weights
+                                   if w.regularizer is not None), None if layer is self else layer)
+                            for layer in [self] + self._all_layers())  # (None for self: no reference cycle)
+            cached = (_structure_generation[0], sources)
+            object.__setattr__(self, "_penalty_sources", cached)
         out = []
-        for layer in [self] + self._all_layers():
-            for w in layer._trainable_weights + layer._non_trainable_weights:
-                if w.regularizer is not None:
-                    out.append(w.regularizer(w))
-            out.extend(layer._activity_losses)
+        for regularized, layer in cached[1]:
+            for w in regularized:
+                out.append(w.regularizer(w))
+            activity = (self if layer is None else layer)._activity_losses
+            if activity:
+                out.extend(activity)
         return out
 
     # -------------------------------------------------------------------- build
@@ -281,11 +307,52 @@ class Layer:
             cls._call_signature_cache = cached
         return cached
 
+    def _call_flags(self) -> tuple:
+        """Per class: (``call`` takes ``training``, ``call`` takes ``mask``, ``compute_mask`` is overridden)."""
+        cls = type(self)
+        cached = cls.__dict__.get("_call_flags_cache")
+        if cached is None:
+            params = self._call_params()
+            cached = ("training" in params, "mask" in params, cls.compute_mask is not Layer.compute_mask)
+            cls._call_flags_cache = cached
+        return cached
+
     # --------------------------------------------------------------------- call
     def call(self, inputs, training=None):
         raise NotImplementedError(f"{type(self).__name__}.call")
 
     def __call__(self, inputs, *args, training=None, **kwargs):
+        if not args and not kwargs and self.built:
+            # the common case, one concrete input and no extra arguments: the same steps as below,
+            # without the generality of nested structures
+            if isinstance(inputs, Tensor):
+                mask = inputs._keras_mask
+                if inputs.data.dtype.kind != "f":
+                    inputs = self._to_tensor(inputs)
+                return self._call_one(inputs, mask, training)
+            if isinstance(inputs, B.xp.ndarray):
+                return self._call_one(self._to_tensor(inputs), None, training)
+        return self._call_general(inputs, *args, training=training, **kwargs)
+
+    def _call_one(self, inputs, mask, training):
+        """``__call__`` of a built layer on one Tensor whose mask is ``mask``."""
+        takes_training, takes_mask, own_compute_mask = self._call_flags()
+        self._check_input(inputs)
+        if mask is not None and takes_mask:
+            out = self.call(inputs, training=training, mask=mask) if takes_training else \
+                self.call(inputs, mask=mask)
+        else:
+            out = self.call(inputs, training=training) if takes_training else self.call(inputs)
+        if mask is not None or own_compute_mask:
+            out_mask = self.compute_mask(inputs, mask)
+            if isinstance(out, Tensor):
+                out._keras_mask = out_mask
+            elif isinstance(out, (list, tuple)) and isinstance(out_mask, (list, tuple)):
+                for o, m in zip(out, out_mask):
+                    o._keras_mask = m
+        return out
+
+    def _call_general(self, inputs, *args, training=None, **kwargs):
         if _is_symbolic(inputs):
             return self._symbolic_call(inputs, *args, training=training, **kwargs)
         masks = _map(_mask_of, inputs)

@@ -23,6 +23,10 @@ def to_array_list(data, names: list, argument: str, method: str) -> list | None:
     in the order of ``names``; floats become ``floatx``."""
     if data is None:
         return None
+    xp = B.xp
+    if type(data) is xp.ndarray and data.ndim and len(names) <= 1 and (
+            data.dtype.kind in "iub" or data.dtype == B.floatx()):
+        return [data]  # the common case: one array that needs no conversion
     if isinstance(data, dict):
         missing = [n for n in names if n not in data]
         if missing:
@@ -85,7 +89,7 @@ def check_finite(arrays, argument: str, method: str) -> None:
     """NaN or inf in data is an error, named with its first position."""
     xp = B.xp
     for k, array in enumerate(arrays or []):
-        if array.dtype.kind != "f":
+        if array.dtype.kind != "f" or bool(xp.isfinite(array).all()):
             continue
         bad = ~xp.isfinite(array)
         if bool(bad.any()):
@@ -98,6 +102,10 @@ def check_finite(arrays, argument: str, method: str) -> None:
 
 def check_lengths(groups: dict, method: str) -> int:
     """All arrays share the first (sample) axis; returns the number of samples."""
+    if groups.get("sample_weight") is None and groups.get("y") is not None and len(groups) == 3:
+        xs, ys = groups["x"], groups["y"]
+        if len(xs) == 1 and len(ys) == 1 and xs[0].shape[0] == ys[0].shape[0] and xs[0].shape[0] > 0:
+            return int(xs[0].shape[0])  # the common case: one input and one target of equal lengths
     sizes = {}
     for argument, arrays in groups.items():
         for k, array in enumerate(arrays or []):
@@ -131,11 +139,20 @@ def check_input_shapes(arrays, expected_shapes, names, model_name: str, method: 
         if shape is None:
             continue
         got = tuple(array.shape)
-        if len(got) != len(shape) or any(e is not None and e != g for e, g in zip(shape[1:], got[1:])):
+        if len(got) != len(shape) or not _dims_fit(shape, got):
             label = "x" if len(arrays) == 1 else f"x[{name!r}]"
             shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
             raise ValueError(f"{method}: {label} has shape {got}, but model {model_name!r} expects input "
                              f"{name!r} of shape {shown}")
+
+
+def _dims_fit(expected, got) -> bool:
+    """Every known size of ``expected`` but the batch's equals ``got``'s (the ranks are equal)."""
+    for i in range(1, len(expected)):
+        e = expected[i]
+        if e is not None and e != got[i]:
+            return False
+    return True
 
 
 def split_validation(arrays_groups: list, validation_split: float, n: int):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..autodiff.variable import structure_changed
 from ..layers.base import KerasTensor, Layer
 from ..layers.core import Input, InputLayer
 from .model import Model
@@ -41,6 +42,7 @@ class Sequential(Model):
             self._input_tensor = Input(batch_shape=layer._batch_input_shape)
         self._stack.append(layer)
         self._layers.append(layer)
+        structure_changed()
         if self._input_tensor is not None:
             self._symbolic_outputs.append(layer(self._symbolic_output))
             self.built = True
@@ -55,6 +57,7 @@ class Sequential(Model):
             raise TypeError(f"Sequential {self.name!r}: there is no layer to pop")
         layer = self._stack.pop()
         self._layers.remove(layer)
+        structure_changed()
         if self._symbolic_outputs:
             self._symbolic_outputs.pop()
         return layer

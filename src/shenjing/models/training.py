@@ -202,19 +202,24 @@ class Trainer:
         """Check and standardise arrays: lists aligned with the inputs / outputs, sample weights combined."""
         if x is None:
             raise ValueError(f"{method}: x is required")
-        known = self._input_shapes() is not None
-        xs = da.to_array_list(x, self.input_names if known else [], "x", method)
+        input_shapes = self._input_shapes()
+        known = input_shapes is not None
+        input_names = self.input_names if known else []
+        xs = da.to_array_list(x, input_names, "x", method)
         ys = da.to_array_list(y, self.output_names if known else [], "y", method) if y is not None else None
         if need_y and ys is None:
             raise ValueError(f"{method}: y is required (the targets of the loss)")
-        sw = da.sample_weight_list(sample_weight, self.output_names, len(ys) if ys is not None else 1, method)
-        present = [w for w in sw if w is not None] if sw else None
+        if sample_weight is None:
+            sw = present = None
+        else:
+            sw = da.sample_weight_list(sample_weight, self.output_names, len(ys) if ys is not None else 1, method)
+            present = [w for w in sw if w is not None] if sw else None
         n = da.check_lengths({"x": xs, "y": ys, "sample_weight": present}, method)
         da.check_finite(xs, "x", method)
         da.check_finite(ys, "y", method)
         da.check_finite(present, "sample_weight", method)
         if known:
-            da.check_input_shapes(xs, self._input_shapes(), self.input_names, self.name, method)
+            da.check_input_shapes(xs, input_shapes, input_names, self.name, method)
         if class_weight is not None:
             if ys is None or len(ys) != 1:
                 raise ValueError(f"{method}: class_weight is only supported for models with a single output; "
@@ -414,7 +419,11 @@ class Trainer:
             for step, (xb, _, _) in enumerate(batches):
                 callback_list.on_predict_batch_begin(step)
                 outs = [o.data for o in self._forward(xb, training=False)]
-                chunks = [[o] for o in outs] if chunks is None else [c + [o] for c, o in zip(chunks, outs)]
+                if chunks is None:
+                    chunks = [[o] for o in outs]
+                else:
+                    for c, o in zip(chunks, outs):
+                        c.append(o)
                 callback_list.on_predict_batch_end(step, {"outputs": outs})
         callback_list.on_predict_end()
         results = [B.to_host(B.xp.concatenate(c, axis=0)) for c in chunks]
@@ -436,10 +445,49 @@ class Trainer:
         return proba
 
     # ------------------------------------------------------------- on_batch
+    def _checked_batch(self, x, y=None):
+        """``([x], [y])`` when ``x`` (and ``y``, unless None: a prediction) are one plain array each for a
+        built model with one input (and one compiled output) and every check of :meth:`_prepare` and
+        :meth:`_ensure_ready` passes -- the same checks, without their generality. None in any other
+        case: the caller then takes the general path, which raises the errors."""
+        ndarray = B.xp.ndarray
+        if type(x) is not ndarray or not self.built:
+            return None
+        if y is not None and (type(y) is not ndarray or not self.compiled or self._metrics_per_output is None
+                              or len(self._compiled_losses) != 1):
+            return None
+        input_shapes = self._input_shapes()
+        if input_shapes is None or len(input_shapes) != 1:
+            return None
+        floatx = B.floatx()
+        for a in (x,) if y is None else (x, y):
+            kind = a.dtype.kind
+            if not a.ndim or not (kind in "iub" or a.dtype == floatx):
+                return None
+            if kind == "f" and not bool(B.xp.isfinite(a).all()):
+                return None
+        n = x.shape[0]
+        if n == 0 or y is not None and y.shape[0] != n:
+            return None
+        shape = input_shapes[0]
+        if shape is not None and (x.ndim != len(shape) or not da._dims_fit(shape, x.shape)):
+            return None
+        if y is None:
+            return [x], None
+        loss = self._compiled_losses[0]
+        if loss is not None and hasattr(loss, "validate_targets"):
+            loss.validate_targets(y, self._output_shapes_for([x])[0])
+        return [x], [y]
+
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True, return_dict=False):
         """One gradient step on one batch; returns the loss (and metrics) of that batch."""
-        xs, ys, sw, _ = self._prepare("train_on_batch", x, y, sample_weight, class_weight)
-        self._ensure_ready("train_on_batch", xs, ys)
+        checked = self._checked_batch(x, y) if sample_weight is None and class_weight is None and y is not None \
+            else None
+        if checked is None:
+            xs, ys, sw, _ = self._prepare("train_on_batch", x, y, sample_weight, class_weight)
+            self._ensure_ready("train_on_batch", xs, ys)
+        else:
+            (xs, ys), sw = checked, None
         if getattr(self, "_train_variables", None) is None:
             self._prepare_variables()
         if reset_metrics:
@@ -458,8 +506,12 @@ class Trainer:
 
     def predict_on_batch(self, x):
         """Outputs for one batch, as host arrays."""
-        xs, _, _, _ = self._prepare("predict_on_batch", x, need_y=False)
-        self._ensure_ready("predict", xs, None)
+        checked = self._checked_batch(x)
+        if checked is None:
+            xs, _, _, _ = self._prepare("predict_on_batch", x, need_y=False)
+            self._ensure_ready("predict", xs, None)
+        else:
+            xs = checked[0]
         with no_grad():
             outs = [B.to_host(o.data) for o in self._forward(xs, training=False)]
         return outs[0] if len(outs) == 1 else outs

@@ -23,7 +23,14 @@ A subclass declares its slots (:meth:`Optimizer._slot_specs`) and implements
 ``_update_step(index, w, g, lr)``, where ``w`` is the variable's array (to be
 updated in place), ``g`` the processed gradient (same dtype and shape) and
 ``lr`` the learning rate of this step as a Python float; ``self.iterations`` is
-the number of steps applied before this one.
+the number of steps applied before this one. The built-in rules (and the EMA)
+run through :meth:`Optimizer._blockwise`: ``out=`` ufuncs on the slots and two
+scratch buffers the optimizer keeps, a large variable block by block, so that a
+step allocates nothing and each block's dozen passes stay in the cache (on
+W4's 1.2 M parameters an Adam step takes half the time of whole-array
+temporaries, with the same bits). Variables keep their own arrays: one flat
+buffer for all of them was measured and does not pay (the per-variable Python
+cost is microseconds; gathering the gradients into it costs a copy).
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ from ..utils.registry import Registry
 from . import schedules as _schedules
 
 OPTIMIZERS = Registry("optimizer")
+
+_BLOCK = 1 << 16  # elements per block of an in-place update (see Optimizer._blockwise)
+_N_SCRATCH = 2  # scratch arrays per block: what the rules need
 
 _BASE_ARGS = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weight_decay", "use_ema",
               "ema_momentum", "ema_overwrite_frequency", "ema_warmup", "name", "lr", "decay")
@@ -319,11 +329,18 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}.apply: got {len(grads)} gradients for "
                              f"{len(variables)} variables")
         work = []
+        index_of = self._index
+        ndarray = B.xp.ndarray
         for grad, variable in zip(grads, variables):
-            index = self._track(variable)
+            index = index_of.get(id(variable))
+            if index is None:
+                index = self._track(variable)
             if grad is None or not getattr(variable, "trainable", True):
                 continue
-            work.append([index, variable, self._prepare_gradient(grad, variable)])
+            data = variable.data
+            if type(grad) is not ndarray or grad.shape != data.shape or grad.dtype != data.dtype:
+                grad = self._prepare_gradient(grad, variable)
+            work.append([index, variable, grad])
         self._clip(work)
         lr = self.learning_rate
         if self.weight_decay:
@@ -332,8 +349,9 @@ class Optimizer:
                 if self._use_weight_decay(variable):
                     variable.data *= factor
         self._before_step(lr)
+        update = self._update_step
         for index, variable, grad in work:
-            self._update_step(index, variable.data, grad, lr)
+            update(index, variable.data, grad, lr)
         for _, variable, _ in work:
             constraint = getattr(variable, "constraint", None)
             if constraint is not None:
@@ -377,6 +395,59 @@ class Optimizer:
     def _update_step(self, index: int, w, g, lr: float) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _update_step(index, w, g, lr)")
 
+    def _blockwise(self, fn, n_scratch: int, w, g, *slots) -> None:
+        """Run the in-place update ``fn(w, g, *slots, *scratch)`` over ``w`` (the variable's array), ``g``
+        (its gradient, read only) and ``slots`` (arrays of ``w``'s shape, updated in place), with
+        ``n_scratch`` scratch arrays of the same shape owned by the optimizer.
+
+        With NumPy a large variable goes by blocks of ``_BLOCK`` elements, so that the dozen passes of
+        a rule run over data in the cache instead of main memory (an elementwise rule gives the same
+        bits either way); no array is allocated per step.
+        """
+        n = w.size
+        if n <= _BLOCK:
+            try:
+                scratch = self._scratch_views[w.shape, w.dtype]
+            except (AttributeError, KeyError):
+                scratch = self._scratch_like(w)
+            fn(w, g, *slots, *scratch) if n_scratch == _N_SCRATCH else fn(w, g, *slots, *scratch[:n_scratch])
+            return
+        xp = B.xp
+        if B.backend() != "numpy" or not (w.flags.c_contiguous and all(a.flags.c_contiguous for a in slots)):
+            # on a GPU one pass per operation is best; with NumPy, flat views of non-contiguous arrays
+            # would be copies (arrays set from outside): update the whole arrays
+            fn(w, g, *slots, *[xp.empty_like(w) for _ in range(n_scratch)])
+            return
+        flat_w, flat_g = w.reshape(-1), g.reshape(-1)
+        flat_slots = [a.reshape(-1) for a in slots]
+        buffers = self._scratch_buffers(w.dtype)[:n_scratch]
+        for start in range(0, n, _BLOCK):
+            stop = min(start + _BLOCK, n)
+            scratch = buffers if stop - start == _BLOCK else [buf[:stop - start] for buf in buffers]
+            fn(flat_w[start:stop], flat_g[start:stop], *[a[start:stop] for a in flat_slots], *scratch)
+
+    def _scratch_buffers(self, dtype) -> list:
+        """The optimizer's scratch buffers of ``dtype``: 1-D arrays of ``_BLOCK`` elements, made once."""
+        try:
+            table = self._scratch
+        except AttributeError:
+            table = self._scratch = {}
+        buffers = table.get(dtype)
+        if buffers is None:
+            buffers = table[dtype] = [B.xp.empty(_BLOCK, dtype=dtype) for _ in range(_N_SCRATCH)]
+        return buffers
+
+    def _scratch_like(self, w) -> tuple:
+        """Scratch arrays of ``w``'s shape and dtype (``w.size <= _BLOCK``): views of the scratch buffers,
+        kept per shape."""
+        try:
+            views = self._scratch_views
+        except AttributeError:
+            views = self._scratch_views = {}
+        n = w.size
+        held = views[w.shape, w.dtype] = tuple(buf[:n].reshape(w.shape) for buf in self._scratch_buffers(w.dtype))
+        return held
+
     # ------------------------------------------------------------------- EMA
     def _ema_decay(self) -> float:
         n = self._iterations
@@ -386,10 +457,15 @@ class Optimizer:
 
     def _update_ema(self) -> None:
         decay = self._ema_decay()
-        for index, variable in enumerate(self._variables):
-            average = self._slot("ema", index, None)
+        xp = B.xp
+
+        def ema(average, value, s1):
+            xp.multiply(value, 1.0 - decay, out=s1)
             average *= decay
-            average += (1.0 - decay) * variable.data
+            average += s1
+
+        for index, variable in enumerate(self._variables):
+            self._blockwise(ema, 1, self._slot("ema", index, None), variable.data)
         freq = self.ema_overwrite_frequency
         if freq and (self._iterations + 1) % freq == 0:
             for index, variable in enumerate(self._variables):

@@ -4,6 +4,12 @@ In each ``_update_step`` ``w`` is the variable's array (updated in place), ``g``
 the processed gradient (never written to), ``lr`` this step's learning rate and
 ``t = iterations + 1`` the 1-based step number. Scalars are Python floats, so
 that float32 arrays stay float32 (NumPy 2's weak scalars).
+
+Every rule runs in place, through :meth:`Optimizer._blockwise`: the slots and the
+weights are updated with ``out=`` ufuncs and two scratch buffers owned by the
+optimizer, block by block (so that a large variable is updated while its block
+is in the cache); no array is allocated per step. The arithmetic is exactly the
+formula's, operation by operation, as each docstring writes it.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as B
-from .base import OPTIMIZERS, Optimizer, _float
+from .base import _BLOCK, OPTIMIZERS, Optimizer, _float
 
 
 @OPTIMIZERS.register("SGD")
@@ -34,19 +40,33 @@ class SGD(Optimizer):
         return [("momentum", 0.0)] if self.momentum > 0 else []
 
     def _update_step(self, index, w, g, lr):
+        xp = B.xp
         if self.momentum == 0:
-            w -= lr * g
+            if w.size <= _BLOCK:  # one small temporary costs less than the scratch bookkeeping
+                w -= lr * g
+                return
+
+            def plain(w, g, s1):
+                xp.multiply(g, lr, out=s1)
+                w -= s1
+
+            self._blockwise(plain, 1, w, g)
             return
         mu = self.momentum
-        m = self._slot("momentum", index)
-        m *= mu
-        m -= lr * g
-        if self.nesterov:
-            step = mu * m
-            step -= lr * g
-            w += step
-        else:
-            w += m
+        nesterov = self.nesterov
+
+        def momentum(w, g, m, s1, s2):
+            m *= mu
+            xp.multiply(g, lr, out=s1)
+            m -= s1
+            if nesterov:
+                xp.multiply(m, mu, out=s2)
+                s2 -= s1
+                w += s2
+            else:
+                w += m
+
+        self._blockwise(momentum, 2, w, g, self._slot("momentum", index))
 
     def get_config(self):
         config = super().get_config()
@@ -72,13 +92,18 @@ class Adagrad(Optimizer):
 
     def _update_step(self, index, w, g, lr):
         xp = B.xp
-        a = self._slot("accumulator", index, self.initial_accumulator_value)
-        a += xp.square(g)
-        denom = a + self.epsilon
-        xp.sqrt(denom, out=denom)
-        step = lr * g
-        step /= denom
-        w -= step
+        eps = self.epsilon
+
+        def adagrad(w, g, a, s1, s2):
+            xp.square(g, out=s1)
+            a += s1
+            xp.add(a, eps, out=s1)
+            xp.sqrt(s1, out=s1)
+            xp.multiply(g, lr, out=s2)
+            s2 /= s1
+            w -= s2
+
+        self._blockwise(adagrad, 2, w, g, self._slot("accumulator", index, self.initial_accumulator_value))
 
     def get_config(self):
         config = super().get_config()
@@ -106,18 +131,28 @@ class Adadelta(Optimizer):
     def _update_step(self, index, w, g, lr):
         xp = B.xp
         rho, eps = self.rho, self.epsilon
-        eg = self._slot("accumulated_grad", index)
-        ed = self._slot("accumulated_delta", index)
-        eg *= rho
-        eg += (1.0 - rho) * xp.square(g)
-        delta = xp.sqrt(ed + eps)
-        delta *= g
-        delta /= xp.sqrt(eg + eps)
-        delta *= -1.0
-        ed *= rho
-        ed += (1.0 - rho) * xp.square(delta)
-        delta *= lr
-        w += delta
+
+        def adadelta(w, g, eg, ed, s1, delta):
+            eg *= rho
+            xp.square(g, out=s1)
+            s1 *= 1.0 - rho
+            eg += s1
+            xp.add(ed, eps, out=delta)
+            xp.sqrt(delta, out=delta)
+            delta *= g
+            xp.add(eg, eps, out=s1)
+            xp.sqrt(s1, out=s1)
+            delta /= s1
+            delta *= -1.0
+            ed *= rho
+            xp.square(delta, out=s1)
+            s1 *= 1.0 - rho
+            ed += s1
+            delta *= lr
+            w += delta
+
+        self._blockwise(adadelta, 2, w, g, self._slot("accumulated_grad", index),
+                        self._slot("accumulated_delta", index))
 
     def get_config(self):
         config = super().get_config()
@@ -150,28 +185,41 @@ class RMSprop(Optimizer):
 
     def _update_step(self, index, w, g, lr):
         xp = B.xp
-        rho = self.rho
-        v = self._slot("velocity", index)
-        v *= rho
-        v += (1.0 - rho) * xp.square(g)
-        if self.centered:
-            mg = self._slot("average_gradient", index)
-            mg *= rho
-            mg += (1.0 - rho) * g
-            denom = v - xp.square(mg)
-            denom += self.epsilon
-        else:
-            denom = v + self.epsilon
-        xp.sqrt(denom, out=denom)
-        inc = lr * g
-        inc /= denom
-        if self.momentum > 0:
-            b = self._slot("momentum", index)
-            b *= self.momentum
-            b += inc
-            w -= b
-        else:
-            w -= inc
+        rho, eps, mu, centered = self.rho, self.epsilon, self.momentum, self.centered
+        slots = [self._slot("velocity", index)]
+        if centered:
+            slots.append(self._slot("average_gradient", index))
+        if mu > 0:
+            slots.append(self._slot("momentum", index))
+
+        def rmsprop(w, g, v, *rest):
+            *slots, denom, inc = rest
+            v *= rho
+            xp.square(g, out=denom)
+            denom *= 1.0 - rho
+            v += denom
+            if centered:
+                mg = slots[0]
+                mg *= rho
+                xp.multiply(g, 1.0 - rho, out=inc)
+                mg += inc
+                xp.square(mg, out=denom)
+                xp.subtract(v, denom, out=denom)
+                denom += eps
+            else:
+                xp.add(v, eps, out=denom)
+            xp.sqrt(denom, out=denom)
+            xp.multiply(g, lr, out=inc)
+            inc /= denom
+            if mu > 0:
+                b = slots[-1]
+                b *= mu
+                b += inc
+                w -= b
+            else:
+                w -= inc
+
+        self._blockwise(rmsprop, 2, w, g, *slots)
 
     def get_config(self):
         config = super().get_config()
@@ -202,22 +250,32 @@ class Adam(Optimizer):
 
     def _update_step(self, index, w, g, lr):
         xp = B.xp
-        b1, b2 = self.beta_1, self.beta_2
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
-        m = self._slot("m", index)
-        v = self._slot("v", index)
-        m += (1.0 - b1) * (g - m)
-        v += (1.0 - b2) * (xp.square(g) - v)
+        slots = [self._slot("m", index), self._slot("v", index)]
         if self.amsgrad:
-            vhat = self._slot("vhat", index)
-            xp.maximum(vhat, v, out=vhat)
-            v = vhat
-        denom = xp.sqrt(v)
-        denom += self.epsilon
-        step = alpha * m
-        step /= denom
-        w -= step
+            slots.append(self._slot("vhat", index))
+
+        def adam(w, g, m, v, *rest):
+            *vhat, s1, s2 = rest
+            xp.subtract(g, m, out=s1)
+            s1 *= 1.0 - b1
+            m += s1
+            xp.square(g, out=s1)
+            s1 -= v
+            s1 *= 1.0 - b2
+            v += s1
+            if vhat:
+                xp.maximum(vhat[0], v, out=vhat[0])
+                v = vhat[0]
+            xp.sqrt(v, out=s1)
+            s1 += eps
+            xp.multiply(m, alpha, out=s2)
+            s2 /= s1
+            w -= s2
+
+        self._blockwise(adam, 2, w, g, *slots)
 
     def get_config(self):
         config = super().get_config()
@@ -257,18 +315,23 @@ class Adamax(Optimizer):
 
     def _update_step(self, index, w, g, lr):
         xp = B.xp
-        b1 = self.beta_1
-        t = self.iterations + 1
-        m = self._slot("m", index)
-        u = self._slot("u", index)
-        m += (1.0 - b1) * (g - m)
-        u *= self.beta_2
-        xp.maximum(u, xp.abs(g), out=u)
-        denom = u + self.epsilon
-        denom *= 1.0 - b1 ** t
-        step = lr * m
-        step /= denom
-        w -= step
+        b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
+        correction = 1.0 - b1 ** (self.iterations + 1)
+
+        def adamax(w, g, m, u, s1, s2):
+            xp.subtract(g, m, out=s1)
+            s1 *= 1.0 - b1
+            m += s1
+            u *= b2
+            xp.abs(g, out=s1)
+            xp.maximum(u, s1, out=u)
+            xp.add(u, eps, out=s1)
+            s1 *= correction
+            xp.multiply(m, lr, out=s2)
+            s2 /= s1
+            w -= s2
+
+        self._blockwise(adamax, 2, w, g, self._slot("m", index), self._slot("u", index))
 
     def get_config(self):
         config = super().get_config()
@@ -317,17 +380,30 @@ class Nadam(Optimizer):
         t = self.iterations + 1
         u_t, u_next = self._u(t), self._u(t + 1)
         p_t = self._u_product
-        m = self._slot("m", index)
-        v = self._slot("v", index)
-        m += (1.0 - b1) * (g - m)
-        v += (1.0 - b2) * (xp.square(g) - v)
-        m_hat = (u_next / (1.0 - p_t * u_next)) * m
-        m_hat += ((1.0 - u_t) / (1.0 - p_t)) * g
-        denom = xp.sqrt(v / (1.0 - b2 ** t))
-        denom += self.epsilon
-        m_hat *= lr
-        m_hat /= denom
-        w -= m_hat
+        c_m = u_next / (1.0 - p_t * u_next)
+        c_g = (1.0 - u_t) / (1.0 - p_t)
+        c_v = 1.0 - b2 ** t
+        eps = self.epsilon
+
+        def nadam(w, g, m, v, s1, m_hat):
+            xp.subtract(g, m, out=s1)
+            s1 *= 1.0 - b1
+            m += s1
+            xp.square(g, out=s1)
+            s1 -= v
+            s1 *= 1.0 - b2
+            v += s1
+            xp.multiply(m, c_m, out=m_hat)
+            xp.multiply(g, c_g, out=s1)
+            m_hat += s1
+            xp.divide(v, c_v, out=s1)
+            xp.sqrt(s1, out=s1)
+            s1 += eps
+            m_hat *= lr
+            m_hat /= s1
+            w -= m_hat
+
+        self._blockwise(nadam, 2, w, g, self._slot("m", index), self._slot("v", index))
 
     def _extra_state(self):
         return {"u_product": B.xp.asarray(self._u_product, dtype="float64"),
