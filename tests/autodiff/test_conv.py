@@ -44,7 +44,8 @@ CONV2D_CASES = [
     ("wide-explicit-s2-dilated", (2, 7, 8, 5), (2, 3, 5, 2), {"padding": ((1, 0), (2, 1)), "strides": (1, 2),
                                                                "dilation_rate": (2, 1)}),
     ("one-channel", (2, 6, 7, 1), (3, 2, 1, 3), {}),
-    ("one-channel-same-s2-dilated", (2, 7, 6, 1), (2, 3, 1, 2), {"padding": "same", "strides": 2, "dilation_rate": (1, 2)}),
+    ("one-channel-same-s2-dilated", (2, 7, 6, 1), (2, 3, 1, 2),
+     {"padding": "same", "strides": 2, "dilation_rate": (1, 2)}),
     ("groups-2", (2, 5, 6, 4), (3, 3, 2, 4), {"groups": 2}),
     ("groups-2-same-s2", (2, 5, 6, 4), (3, 2, 2, 6), {"groups": 2, "padding": "same", "strides": 2}),
 ]

@@ -291,7 +291,8 @@ def test_fused_dense_gradients(with_bias):
     from shenjing.autodiff import nn
 
     rng = np.random.default_rng(4)
-    arrays = [rng.standard_normal((5, 4)), rng.standard_normal((4, 3))] + ([rng.standard_normal(3)] if with_bias else [])
+    arrays = [rng.standard_normal((5, 4)), rng.standard_normal((4, 3))]
+    arrays += [rng.standard_normal(3)] if with_bias else []
     assert_gradients(lambda *t: nn.dense(*t, activation="tanh") if with_bias else nn.dense(*t, None, "tanh"), *arrays)
 
 

@@ -357,7 +357,7 @@ def _grouped_conv(xpad, kernel, bias, strides, dilation, groups, out_hw, need, a
     xp = B.xp
     n, _, _, c = xpad.shape
     kh, kw, cg, f = kernel.shape
-    (ho, wo), (sh, sw), (dh, dw) = out_hw, strides, dilation
+    ho, wo = out_hw
     m, taps, fg = n * ho * wo, kh * kw, f // groups
     k_size = taps * cg
     need_x, need_k, need_b = need
