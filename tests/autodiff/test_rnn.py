@@ -241,3 +241,99 @@ def test_simple_rnn_matches_torch():
     from shenjing.layers.recurrent import SimpleRNN
 
     _compare_with_torch(SimpleRNN, torch.nn.RNN, _lstm_to_torch, {})
+
+
+# ------------------------------------------------------------------- lstm_with_input (projection inside)
+
+F = 5
+
+
+def with_input_case(seed=0, bias=True):
+    """float64 inputs of lstm_with_input: x, kernel, bias (or not), h0, c0, recurrent kernel."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.normal(size=(N, T, F)), rng.normal(size=(F, 4 * U)) * 0.5]
+    if bias:
+        arrays.append(rng.normal(size=(4 * U,)) * 0.5)
+    arrays += [rng.normal(size=(N, U)), rng.normal(size=(N, U)), rng.normal(size=(U, 4 * U)) * 0.5]
+    return arrays
+
+
+def _with_input(arrays, bias, **options):
+    if bias:
+        return rnn.lstm_with_input(*arrays, **options)
+    x, k, h0, c0, r = arrays
+    return rnn.lstm_with_input(x, k, None, h0, c0, r, **options)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_lstm_with_input_gradients(bias, masked, go_backwards):
+    options = dict(mask=MASK if masked else None, go_backwards=go_backwards)
+    err = check_gradients(lambda *t: everything(_with_input(t, bias, **options)), *with_input_case(3, bias))
+    assert err < 1e-6, f"relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("activation,recurrent", [("tanh", "sigmoid"), ("relu", "hard_sigmoid"),
+                                                  ("linear", "sigmoid")])
+def test_lstm_with_input_gradients_dropout_and_other_activations(activation, recurrent):
+    rdm = np.random.default_rng(5).uniform(0.5, 1.5, (N, U))
+    options = dict(mask=MASK, recurrent_dropout_mask=rdm, zero_output_for_mask=True, activation=activation,
+                   recurrent_activation=recurrent)
+    err = check_gradients(lambda *t: everything(_with_input(t, True, **options)), *with_input_case(4))
+    assert err < 1e-6, f"relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("activation,recurrent", [("tanh", "sigmoid"), ("relu", "hard_sigmoid")])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_lstm_with_input_equals_lstm_on_the_projection(activation, recurrent, dtype):
+    """The same outputs, final states and gradients (of x, kernel, bias, states, recurrent kernel) as
+    lstm(x @ kernel + bias, …) built from separate ops."""
+    arrays = [a.astype(dtype) for a in with_input_case(6)]
+    options = dict(mask=MASK, activation=activation, recurrent_activation=recurrent)
+    weights = np.random.default_rng(8).normal(size=(N, T + 2, U)).astype(dtype)
+    results = []
+    for fused in (True, False):
+        tensors = [Tensor(a, requires_grad=True) for a in arrays]
+        if fused:
+            outs = rnn.lstm_with_input(*tensors, **options)
+        else:
+            x, k, b, h0, c0, r = tensors
+            outs = rnn.lstm(ops.linear(x, k, b), h0, c0, r, **options)
+        total = ops.sum(ops.mul(ops.concatenate([outs[0], ops.expand_dims(outs[1], 1),
+                                                 ops.expand_dims(outs[2], 1)], axis=1), weights))
+        total.backward()
+        assert all(o.dtype == dtype for o in outs) and all(t.grad.dtype == dtype for t in tensors)
+        results.append([o.numpy() for o in outs] + [t.grad for t in tensors])
+    tol = dict(rtol=1e-10, atol=1e-12) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    for ours, ref in zip(*results):
+        np.testing.assert_allclose(ours, ref, **tol)
+
+
+def test_lstm_with_input_one_node_and_shape_errors():
+    tensors = [Tensor(a, requires_grad=True) for a in with_input_case()]
+    outputs, h, c = rnn.lstm_with_input(*tensors)
+    (node,) = outputs._parents
+    assert h._parents == (node,) and c._parents == (node,) and node._parents == tuple(tensors)
+    x, k, b, h0, c0, r = with_input_case()
+    with pytest.raises(ValueError, match="x must be"):
+        rnn.lstm_with_input(x[0], k, b, h0, c0, r)
+    with pytest.raises(ValueError, match="kernel must have shape"):
+        rnn.lstm_with_input(x, k[:-1], b, h0, c0, r)
+    with pytest.raises(ValueError, match="bias must have shape"):
+        rnn.lstm_with_input(x, k, b[:-1], h0, c0, r)
+    with pytest.raises(ValueError, match="recurrent_kernel must have shape"):
+        rnn.lstm_with_input(x, k, b, h0, c0, r[:, :-1])
+    with pytest.raises(ValueError, match="c0 must have shape"):
+        rnn.lstm_with_input(x, k, b, h0, c0[:, :2], r)
+
+
+def test_lstm_fast_path_saturated_gates_stay_finite():
+    """Large pre-activations (σ and tanh saturated) give finite outputs and gradients in float32."""
+    rng = np.random.default_rng(9)
+    x = Tensor((rng.normal(size=(N, T, 4 * U)) * 60).astype("float32"), requires_grad=True)
+    r = Tensor((rng.normal(size=(U, 4 * U)) * 30).astype("float32"), requires_grad=True)
+    outs = rnn.lstm(x, None, None, r)
+    ops.sum(outs[0]).backward()
+    assert np.isfinite(outs[0].numpy()).all() and np.isfinite(x.grad).all() and np.isfinite(r.grad).all()
+    assert np.abs(outs[0].numpy()).max() <= 1

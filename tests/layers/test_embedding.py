@@ -163,3 +163,58 @@ def test_functional_model_with_int_input():
     assert out.shape == (1, 3)
     tail = Tensor(np.array([[1, 2, 3]]))
     np.testing.assert_allclose(out, model(tail).numpy(), rtol=1e-6)
+
+
+# ------------------------------------------------------------------ the scatter-add of the gather backward
+
+
+def _add_at(shape, index, g):
+    out = np.zeros(shape, g.dtype)
+    np.add.at(out, index, g)
+    return out
+
+
+@pytest.mark.parametrize("rows,n,features", [(65, 4096, 64), (3, 7, 2), (1000, 50, 5), (4, 1, 3)])
+def test_take_backward_sums_repeated_ids_like_add_at(rows, n, features):
+    rng = np.random.default_rng(rows)
+    ids = rng.integers(0, rows, (n,))
+    table = Tensor(rng.normal(size=(rows, features)).astype("float32"), requires_grad=True)
+    g = rng.normal(size=(n, features)).astype("float32")
+    ops.sum(ops.mul(ops.take(table, ids, axis=0), g)).backward()
+    assert table.grad.dtype == np.float32
+    np.testing.assert_allclose(table.grad, _add_at((rows, features), ids, g), rtol=1e-5, atol=1e-5)
+
+
+def test_take_backward_other_axes_negative_and_2d_ids():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(2, 5, 3))
+    ids = np.array([[4, -1, 0], [1, 1, -5]])  # -1 is row 4, -5 is row 0
+    t = Tensor(a, requires_grad=True)
+    g = rng.normal(size=(2, 2, 3, 3))
+    ops.sum(ops.mul(ops.take(t, ids, axis=1), g)).backward()
+    expected = np.zeros_like(a)
+    for (i, j), k in np.ndenumerate(ids):
+        expected[:, k % 5] += g[:, i, j]
+    np.testing.assert_allclose(t.grad, expected, rtol=1e-12)
+
+
+def test_getitem_integer_array_backward_accumulates():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(6, 4)).astype("float32")
+    ids = np.array([[5, 0, 5], [2, 5, -1]])
+    t = Tensor(a, requires_grad=True)
+    g = rng.normal(size=(2, 3, 4)).astype("float32")
+    ops.sum(ops.mul(ops.getitem(t, ids), g)).backward()
+    np.testing.assert_allclose(t.grad, _add_at(a.shape, ids, g), rtol=1e-5, atol=1e-6)
+    # a tuple index (rows and columns) still goes through add.at semantics
+    t2 = Tensor(a, requires_grad=True)
+    rows, cols = np.array([0, 0, 3]), np.array([1, 1, 2])
+    ops.sum(ops.getitem(t2, (rows, cols))).backward()
+    np.testing.assert_allclose(t2.grad, _add_at(a.shape, (rows, cols), np.ones(3, "float32")))
+
+
+def test_embedding_gradient_of_empty_batch():
+    layer = Embedding(4, 2)
+    out = layer(np.zeros((0, 3), dtype=int))
+    ops.sum(out).backward()
+    np.testing.assert_array_equal(layer.embeddings.grad, np.zeros((4, 2), "float32"))

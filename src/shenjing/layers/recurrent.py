@@ -6,7 +6,8 @@ wrapper, and the fused ``SimpleRNN``, ``LSTM``, ``GRU`` layers.
 ``SimpleRNN``/``LSTM``/``GRU`` are ``RNN`` subclasses holding their cell (the weights live on it,
 named ``<layer>/<cell>/kernel``…, ordered kernel, recurrent_kernel, bias as Keras); they project
 the input of all gates for the whole sequence in one matmul and run the recurrence in one fused
-tape node (:mod:`shenjing.autodiff.rnn`). An activation outside the fused table (tanh, sigmoid,
+tape node (:mod:`shenjing.autodiff.rnn`; the LSTM's node does its projection itself,
+:func:`~shenjing.autodiff.rnn.lstm_with_input`). An activation outside the fused table (tanh, sigmoid,
 hard_sigmoid, relu, linear) falls back to the step-by-step path, with the same result.
 
 Keras semantics: inputs (batch, timesteps, features); ``mask`` (batch, timesteps) from an upstream
@@ -633,19 +634,26 @@ class _FusedRNN(RNN):
     recurrent_kernel = _cell_attribute("recurrent_kernel")
     bias = _cell_attribute("bias")
 
-    def _project(self, x, training, bias):
-        """All gates' input projection for the whole sequence in one matmul (time-major inside, so that
-        each step's slice is contiguous), and the recurrent dropout mask."""
+    def _dropped(self, x, training):
+        """The input with its dropout mask applied (training only; one mask per sequence, fixed over
+        time), and the recurrent dropout mask (or None)."""
         cell = self.cell
         batch, steps, features = x.shape
         if training and cell.dropout > 0:
             x = ops.dropout_mask_apply(x, cell._draw((batch, 1, features), x.dtype, cell.dropout))
-        flat = ops.reshape(ops.transpose(x, (1, 0, 2)), (steps * batch, features))
-        proj = ops.linear(flat, cell.kernel, bias)
-        proj = ops.transpose(ops.reshape(proj, (steps, batch, proj.shape[-1])), (1, 0, 2))
         rdm = None
         if training and cell.recurrent_dropout > 0:
             rdm = cell._draw((batch, cell.units), x.dtype, cell.recurrent_dropout)
+        return x, rdm
+
+    def _project(self, x, training, bias):
+        """All gates' input projection for the whole sequence in one matmul (time-major inside, so that
+        each step's slice is contiguous), and the recurrent dropout mask."""
+        x, rdm = self._dropped(x, training)
+        batch, steps, features = x.shape
+        flat = ops.reshape(ops.transpose(x, (1, 0, 2)), (steps * batch, features))
+        proj = ops.linear(flat, self.cell.kernel, bias)
+        proj = ops.transpose(ops.reshape(proj, (steps, batch, proj.shape[-1])), (1, 0, 2))
         return proj, rdm
 
     def _fused_activations(self):
@@ -716,9 +724,11 @@ class LSTM(_FusedRNN):
         acts = self._fused_activations()
         if acts is None:
             return super()._run(x, states, mask, training)
-        proj, rdm = self._project(x, training, self.cell.bias)
-        return self._finish(fused.lstm(proj, states[0], states[1], self.cell.recurrent_kernel, acts[1], acts[0],
-                                       **self._options(mask, rdm)))
+        # the input projection runs inside the fused node (one matmul over the sequence, bias folded in)
+        x, rdm = self._dropped(x, training)
+        cell = self.cell
+        return self._finish(fused.lstm_with_input(x, cell.kernel, cell.bias, states[0], states[1],
+                                                  cell.recurrent_kernel, acts[1], acts[0], **self._options(mask, rdm)))
 
 
 class GRU(_FusedRNN):
