@@ -94,6 +94,23 @@ def test_defaults():
 # ------------------------------------------------------------------------------- fused = generic
 
 
+def _fused_and_generic_runs(fused, generic, x):
+    """The generic RNN given the fused layer's weights; for each layer, its outputs and the gradients
+    of x and of its weights for one backward pass of Σ out² + Σ last state."""
+    fused(x)
+    generic(x)
+    generic.set_weights(fused.get_weights())
+    results = []
+    for layer in (fused, generic):
+        x.grad = None
+        outs = layer(x)
+        ops.sum(ops.add(ops.sum(ops.mul(outs[0], outs[0])), ops.sum(outs[-1]))).backward()
+        results.append(([o.numpy() for o in outs], x.grad.copy(), [w.grad.copy() for w in layer.weights]))
+        for w in layer.weights:
+            w.grad = None
+    return results
+
+
 @pytest.mark.parametrize("layer_cls,cell_cls,kwargs", [
     (LSTM, LSTMCell, {}),
     (GRU, GRUCell, {}),
@@ -112,18 +129,7 @@ def test_generic_rnn_equals_fused_layer(layer_cls, cell_cls, kwargs, go_backward
     fused = layer_cls(3, return_sequences=True, return_state=True, go_backwards=go_backwards,
                       bias_initializer="random_normal", **kwargs)
     generic = RNN(cell_cls(3, **kwargs), return_sequences=True, return_state=True, go_backwards=go_backwards)
-    fused(x)
-    generic(x)
-    generic.set_weights(fused.get_weights())
-    results = []
-    for layer in (fused, generic):
-        x.grad = None
-        outs = layer(x)
-        ops.sum(ops.add(ops.sum(ops.mul(outs[0], outs[0])), ops.sum(outs[-1]))).backward()
-        results.append(([o.numpy() for o in outs], x.grad.copy(), [w.grad.copy() for w in layer.weights]))
-        for w in layer.weights:
-            w.grad = None
-    (outs_a, gx_a, gw_a), (outs_b, gx_b, gw_b) = results
+    (outs_a, gx_a, gw_a), (outs_b, gx_b, gw_b) = _fused_and_generic_runs(fused, generic, x)
     for a, b in zip(outs_a, outs_b):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(gx_a, gx_b, rtol=1e-10, atol=1e-12)
@@ -380,16 +386,10 @@ def test_fused_lstm_float32_matches_the_cell_and_stays_float32(use_bias):
     x = Tensor(rng.normal(size=(4, 7, 5)).astype("float32"), requires_grad=True)
     fused = LSTM(6, return_sequences=True, return_state=True, use_bias=use_bias, bias_initializer="random_normal")
     generic = RNN(LSTMCell(6, use_bias=use_bias), return_sequences=True, return_state=True)
-    fused(x)
-    generic(x)
-    generic.set_weights(fused.get_weights())
     results = []
-    for layer in (fused, generic):
-        x.grad = None
-        outs = layer(x)
-        ops.sum(ops.add(ops.sum(ops.mul(outs[0], outs[0])), ops.sum(outs[-1]))).backward()
-        assert all(o.dtype == np.float32 for o in outs) and x.grad.dtype == np.float32
-        assert all(w.grad.dtype == np.float32 for w in layer.weights)
-        results.append([o.numpy() for o in outs] + [x.grad.copy()] + [w.grad.copy() for w in layer.weights])
+    for outs, gx, gw in _fused_and_generic_runs(fused, generic, x):
+        assert all(o.dtype == np.float32 for o in outs) and gx.dtype == np.float32
+        assert all(g.dtype == np.float32 for g in gw)
+        results.append(outs + [gx] + gw)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -341,8 +341,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             return dk, db
 
         partials = parallel.run(backward_part, blocks)
-        dk = sum(p[0] for p in partials[1:]) + partials[0][0] if need_k else None
-        db = sum(p[1] for p in partials[1:]) + partials[0][1] if need_b else None
+        dk = sum(p[0] for p in partials) if need_k else None
+        db = sum(p[1] for p in partials) if need_b else None
         dx = None
         if need_x:
             dx = dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if narrow else dpad[:, pt:pt + h, pl:pl + w, :]

@@ -98,29 +98,8 @@ def fused_activation(name):
 
 def dense(x, kernel, bias=None, activation=None) -> Tensor:
     """``activation(x @ kernel + bias)`` for (…, in) @ (in, out) as one node, the activation a fusable
-    name ('relu', 'tanh') or None (then it is :func:`ops.linear`)."""
-    act = fused_activation(activation)
-    if act is None:
-        return linear(x, kernel, bias)
-    x, kernel = _t(x), _t(kernel)
-    xp = B.xp
-    out = x.data @ kernel.data
-    if bias is not None:
-        bias = _t(bias)
-        out += bias.data
-    act[0](out)
-
-    def backward(g):
-        gz = act[1](g, out)
-        g2 = gz.reshape(-1, gz.shape[-1])
-        gx = (gz @ kernel.data.T) if x.requires_grad else None
-        gk = (x.data.reshape(-1, x.shape[-1]).T @ g2) if kernel.requires_grad else None
-        if bias is None:
-            return gx, gk
-        gb = (xp.ones(len(g2), dtype=g2.dtype) @ g2) if bias.requires_grad else None
-        return gx, gk, gb
-
-    return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
+    name ('relu', 'tanh') or None (then it is plain :func:`ops.linear`)."""
+    return linear(x, kernel, bias, act=fused_activation(activation))
 
 
 def leaky_relu(x, negative_slope=0.2) -> Tensor:

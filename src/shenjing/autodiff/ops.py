@@ -297,15 +297,26 @@ def matmul(a, b) -> Tensor:
     return make(out, (a, b), backward)
 
 
-def linear(x, kernel, bias=None) -> Tensor:
-    """Fused ``x @ kernel + bias`` for (…, in) @ (in, out): one node instead of two."""
+def linear(x, kernel, bias=None, act=None) -> Tensor:
+    """Fused ``x @ kernel + bias`` for (…, in) @ (in, out): one node instead of two.
+
+    ``act``: None, or an activation fused into the node as an (apply in place, gradient from the
+    output) pair — ``nn.dense`` passes one of ``nn.FUSED_ACTIVATIONS``.
+    """
     x, kernel = _binary_operands(x, kernel)
     out = x.data @ kernel.data
     if bias is not None:
         bias = bias if isinstance(bias, Tensor) else _constant_like(bias, kernel)
-        out = out + bias.data
+        if bias.data.dtype == out.dtype:
+            out += bias.data
+        else:
+            out = out + bias.data  # a wider bias widens the output, as NumPy's promotion does
+    if act is not None:
+        act[0](out)
 
     def backward(g):
+        if act is not None:
+            g = act[1](g, out)
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g @ kernel.data.T) if x.requires_grad else None
         gk = (x.data.reshape(-1, x.shape[-1]).T @ g2) if kernel.requires_grad else None

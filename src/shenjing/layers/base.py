@@ -79,6 +79,15 @@ def _mask_of(x):
     return getattr(x, "_keras_mask", None) if isinstance(x, Tensor) else None
 
 
+def _attach_masks(out, out_mask) -> None:
+    """Record the mask(s) ``compute_mask`` gave on the call's output tensor(s)."""
+    if isinstance(out, Tensor):
+        out._keras_mask = out_mask
+    elif isinstance(out, (list, tuple)) and isinstance(out_mask, (list, tuple)):
+        for o, m in zip(out, out_mask):
+            o._keras_mask = m
+
+
 class Layer:
     """Base class of all layers.
 
@@ -344,12 +353,7 @@ class Layer:
         else:
             out = self.call(inputs, training=training) if takes_training else self.call(inputs)
         if mask is not None or own_compute_mask:
-            out_mask = self.compute_mask(inputs, mask)
-            if isinstance(out, Tensor):
-                out._keras_mask = out_mask
-            elif isinstance(out, (list, tuple)) and isinstance(out_mask, (list, tuple)):
-                for o, m in zip(out, out_mask):
-                    o._keras_mask = m
+            _attach_masks(out, self.compute_mask(inputs, mask))
         return out
 
     def _call_general(self, inputs, *args, training=None, **kwargs):
@@ -366,12 +370,7 @@ class Layer:
             call_kwargs["mask"] = masks
         out = self.call(inputs, *args, **call_kwargs)
         if masked or type(self).compute_mask is not Layer.compute_mask:
-            out_mask = self.compute_mask(inputs, masks if masked else None)
-            if isinstance(out, Tensor):
-                out._keras_mask = out_mask
-            elif isinstance(out, (list, tuple)) and isinstance(out_mask, (list, tuple)):
-                for o, m in zip(out, out_mask):
-                    o._keras_mask = m
+            _attach_masks(out, self.compute_mask(inputs, masks if masked else None))
         return out
 
     # ------------------------------------------------------------------ masking

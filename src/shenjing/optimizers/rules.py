@@ -20,6 +20,19 @@ from .. import backend as B
 from .base import _BLOCK, OPTIMIZERS, Optimizer, _float
 
 
+def _update_moments(g, m, v, b1, b2, scratch) -> None:
+    """Adam's moving averages in place: m += (1 − β1)(g − m), v += (1 − β2)(g² − v) (``scratch`` is
+    overwritten)."""
+    xp = B.xp
+    xp.subtract(g, m, out=scratch)
+    scratch *= 1.0 - b1
+    m += scratch
+    xp.square(g, out=scratch)
+    scratch -= v
+    scratch *= 1.0 - b2
+    v += scratch
+
+
 @OPTIMIZERS.register("SGD")
 class SGD(Optimizer):
     """Gradient descent, with optional (Nesterov) momentum.
@@ -259,13 +272,7 @@ class Adam(Optimizer):
 
         def adam(w, g, m, v, *rest):
             *vhat, s1, s2 = rest
-            xp.subtract(g, m, out=s1)
-            s1 *= 1.0 - b1
-            m += s1
-            xp.square(g, out=s1)
-            s1 -= v
-            s1 *= 1.0 - b2
-            v += s1
+            _update_moments(g, m, v, b1, b2, s1)
             if vhat:
                 xp.maximum(vhat[0], v, out=vhat[0])
                 v = vhat[0]
@@ -386,13 +393,7 @@ class Nadam(Optimizer):
         eps = self.epsilon
 
         def nadam(w, g, m, v, s1, m_hat):
-            xp.subtract(g, m, out=s1)
-            s1 *= 1.0 - b1
-            m += s1
-            xp.square(g, out=s1)
-            s1 -= v
-            s1 *= 1.0 - b2
-            v += s1
+            _update_moments(g, m, v, b1, b2, s1)
             xp.multiply(m, c_m, out=m_hat)
             xp.multiply(g, c_g, out=s1)
             m_hat += s1
