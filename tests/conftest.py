@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from shenjing import backend
+from shenjing.backend import jit
 
 DATASETS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets")
 
@@ -17,6 +18,7 @@ def _fresh_settings():
     backend.clear_session()
     yield
     backend.set_floatx("float32")
+    jit.set_enabled(None)
 
 
 @pytest.fixture

@@ -6,10 +6,21 @@ import pytest
 
 from shenjing import backend
 from shenjing.autodiff import Tensor, conv, no_grad
+from shenjing.backend import jit
 
 from .helpers import assert_gradients
 
 R = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def kernel_path(request):
+    """Every test here runs on the NumPy reference path and on the compiled (numba) kernels."""
+    if request.param == "compiled" and not jit.numba_available():
+        pytest.skip("numba is not installed: the compiled path is off")
+    jit.set_enabled(request.param == "compiled")
+    yield request.param
+    jit.set_enabled(None)
 
 
 def n(*shape):

@@ -39,7 +39,7 @@ k_eff = (k − 1)·d + 1, the odd pixel going to the bottom/right.
 from __future__ import annotations
 
 from .. import backend as B
-from ..backend import parallel
+from ..backend import jit, parallel
 from . import nn
 from .ops import _constant_like, _t
 from .tensor import Tensor, make
@@ -225,6 +225,12 @@ def _scatter_taps(rows, k_taps, shape, kh, kw, strides, dilation, out_hw, groups
 # ------------------------------------------------------------------- the conv kernel
 
 
+def _run_here(work, blocks):
+    """:func:`parallel.run` on the calling thread only (for work that calls the compiled kernels,
+    which spread over the cores themselves and must not be entered from several threads)."""
+    return [work(blocks)]
+
+
 NARROW_CHANNELS = 4
 """Up to this many input channels a convolution builds its columns (and scatters its input gradient)
 in a channel-major layout, where every copy moves whole output rows instead of C-element runs."""
@@ -261,10 +267,13 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
     step = B.block_rows(pixels * k_size * dtype.itemsize, n)
+    compiled = jit.kernels("conv") if xpad.dtype == dtype and jit.usable(xpad) else None
     narrow = cg <= NARROW_CHANNELS
-    if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
+    channel_major = narrow and compiled is None
+    if channel_major:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
     blocks = [(start, min(start + step, n)) for start in range(0, n, step)]
+    geometry = (kh, kw, sh, sw, dh, dw, ho, wo)
 
     def new_columns():
         """A column buffer for one thread's blocks (transposed, (kh·kw·C, rows), when narrow)."""
@@ -273,6 +282,13 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     def fill_columns(cols, start, stop):
         """The column matrix (rows, kh·kw·C) of samples start:stop, built in ``cols`` (a transposed
         view when narrow)."""
+        rows = (stop - start) * pixels
+        if compiled is not None:
+            if narrow:
+                compiled.im2col_t(xpad, start, stop, *geometry, cols)
+                return cols[:, :rows].T
+            compiled.im2col(xpad, start, stop, *geometry, cols)
+            return cols[:rows]
         if narrow:
             block = cols[:, :(stop - start) * pixels]
             per_tap = block.reshape(taps, cg, stop - start, ho, wo)
@@ -297,15 +313,17 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             if act is not None:
                 act[0](rows)
 
-    parallel.run(forward_part, blocks)
+    run = parallel.run if compiled is None else _run_here  # compiled kernels spread over the cores themselves
+    run(forward_part, blocks)
     (pt, _), (pl, _) = pads
     h, w = x.shape[1], x.shape[2]
 
     def backward(g):
         g = xp.ascontiguousarray(g)
         if need_x:  # narrow: col2im in the channel-major layout, long contiguous rows again
-            dpad = xp.zeros((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)
-            k_taps = None if narrow else xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1))
+            dpad = xp.zeros((c, n, hp, wp) if channel_major else xpad.shape, dtype=dtype)
+            k_taps = (None if narrow or compiled is not None
+                      else xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1)))
 
         def backward_part(part):
             """This part's blocks: their dx rows written, (dkernel, dbias) partial sums returned."""
@@ -313,7 +331,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             db = xp.zeros(f, dtype=dtype) if need_b else None
             ones = xp.ones(step * pixels, dtype=dtype) if need_b else None
             cols = new_columns()
-            tap_rows = xp.empty((step * pixels, cg), dtype=dtype) if need_x and not narrow else None
+            tap_rows = xp.empty((step * pixels, cg), dtype=dtype) if need_x and k_taps is not None else None
             for start, stop in part:
                 gz = g[start:stop].reshape(-1, f)
                 if act is not None:
@@ -325,6 +343,14 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                 if not need_x:
                     continue
                 # col2im: each tap's block g · kernel[i, j]ᵀ added onto the pixels that tap read
+                if compiled is not None:  # all taps in one matmul, scattered by the compiled kernel
+                    if narrow:
+                        block = xp.matmul(k_mat, gz.T, out=cols[:, :len(gz)])  # (taps·C, rows)
+                        compiled.col2im_t_add(block, start, stop, *geometry, dpad)
+                    else:
+                        block = xp.matmul(gz, k_mat.T, out=cols[:len(gz)])
+                        compiled.col2im_add(block, start, stop, *geometry, dpad)
+                    continue
                 if narrow:
                     block = xp.matmul(k_mat, gz.T, out=cols[:, :len(gz)])  # (taps·C, rows)
                     per_tap = block.reshape(taps, cg, stop - start, ho, wo)
@@ -340,12 +366,13 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                     target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block.reshape(stop - start, ho, wo, cg)
             return dk, db
 
-        partials = parallel.run(backward_part, blocks)
+        partials = run(backward_part, blocks)
         dk = sum(p[0] for p in partials) if need_k else None
         db = sum(p[1] for p in partials) if need_b else None
         dx = None
         if need_x:
-            dx = dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if narrow else dpad[:, pt:pt + h, pl:pl + w, :]
+            dx = (dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if channel_major
+                  else dpad[:, pt:pt + h, pl:pl + w, :])
         return dx, (dk.reshape(kernel.shape) if need_k else None), db
 
     return out, backward
@@ -587,6 +614,30 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
         else:
             count = xp.asarray(taps, dtype=xpad.dtype)
     out = xp.empty((n, ho, wo, c), dtype=xpad.dtype)
+    pad_shape = xpad.shape
+    disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
+    compiled = jit.kernels("conv") if jit.usable(xpad) else None
+    if compiled is not None:
+        inv_count = None
+        if kind == "avg":
+            inv_count = xp.ones((ho, wo), dtype=xpad.dtype) / xp.broadcast_to(count, (1, ho, wo, 1))[0, :, :, 0]
+            compiled.avg_pool(xpad, kh, kw, sh, sw, inv_count, out)
+        else:
+            compiled.max_pool(xpad, kh, kw, sh, sw, out)
+
+        def backward(g):
+            gd = xp.ascontiguousarray(_to_nhwc(g, rank, data_format))
+            if gd.dtype != out.dtype:
+                gd = gd.astype(out.dtype)
+            buf = xp.empty(pad_shape, dtype=out.dtype)
+            if kind == "max":
+                compiled.max_pool_grad(xpad, out, gd, kh, kw, sh, sw, buf)
+            else:
+                compiled.avg_pool_grad(gd, kh, kw, sh, sw, inv_count, buf)
+            return (_from_nhwc(buf[:, pt:pt + h, pl:pl + w, :], rank, data_format),)
+
+        return make(_from_nhwc(out, rank, data_format), (x,), backward)
+
     # blocks of samples, spread over the threads (NumPy's loops use one core each)
     step = B.block_rows(xpad[0].nbytes, n)
     blocks = [slice(start, min(start + step, n)) for start in range(0, n, step)]
@@ -608,10 +659,7 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
                 o /= count
 
     parallel.run(forward_part, blocks)
-    pad_shape = xpad.shape
     result = _from_nhwc(out, rank, data_format)
-
-    disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
 
     def backward(g):
         gd = _to_nhwc(g, rank, data_format)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as B
+from ..backend import jit
 from .ops import _t, linear, unbroadcast
 from .tensor import Tensor, _as_data, make
 
@@ -70,8 +71,22 @@ def _relu_inplace(a):
     return B.xp.maximum(a, 0, out=a)
 
 
+def _compiled_grad(name, g, out):
+    """``g`` times the activation's derivative by the compiled kernel ``name``; None where the
+    compiled path is off or does not pay (small or mixed arrays)."""
+    if g.size < jit.MIN_ELEMENTS or g.shape != out.shape:
+        return None
+    kernels = jit.kernels("elementwise")
+    if kernels is None or not jit.usable(g, out):
+        return None
+    res = B.xp.empty_like(g)
+    getattr(kernels, name)(g, out, res)
+    return res
+
+
 def _relu_grad(g, out):
-    return g * (out > 0)
+    res = _compiled_grad("relu_grad", g, out)
+    return g * (out > 0) if res is None else res
 
 
 def _tanh_inplace(a):
@@ -79,7 +94,8 @@ def _tanh_inplace(a):
 
 
 def _tanh_grad(g, out):
-    return g * (1 - out * out)
+    res = _compiled_grad("tanh_grad", g, out)
+    return g * (1 - out * out) if res is None else res
 
 
 FUSED_ACTIVATIONS = {"relu": (_relu_inplace, _relu_grad), "tanh": (_tanh_inplace, _tanh_grad)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as B
+from ..backend import jit
 from .base import _BLOCK, OPTIMIZERS, Optimizer, _float
 
 
@@ -267,6 +268,12 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         slots = [self._slot("m", index), self._slot("v", index)]
+        if not self.amsgrad and w.size >= jit.MIN_ELEMENTS and jit.usable(w, g, *slots):
+            compiled = jit.kernels("optim")
+            if compiled is not None:  # the same operations fused into one pass
+                scalar = w.dtype.type
+                compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps))
+                return
         if self.amsgrad:
             slots.append(self._slot("vhat", index))
 

@@ -1,0 +1,82 @@
+"""The optional compiled-kernel path: numba kernels for the work NumPy does slowly or on one core.
+
+NumPy's BLAS calls use every core, but its elementwise loops, strided copies and scatters run on
+one core, pass over memory once per ufunc, and allocate temporaries. Where that dominates a step
+(max pooling and its gradient, col2im, the activation gradients, the LSTM gate math, optimizer
+updates), a kernel compiled with numba does the same work in one pass over memory, spread over the
+cores (``prange``). Each kernel lives in ``shenjing.backend.kernels.<family>`` and has a NumPy twin
+at its call site: the NumPy code is the reference, the tests check that both agree, and every call
+site falls back to it whenever the compiled path is off.
+
+The path is on when all of these hold:
+
+- numba is installed (``pip install shenjing[fast]``); it is imported on first use only, so
+  ``import shenjing`` stays fast;
+- the array backend is NumPy (CuPy runs its own kernels);
+- the environment variable ``SHENJING_JIT`` is not ``0`` (and :func:`set_enabled` has not turned
+  it off).
+
+Kernels are compiled on their first call for each dtype (float32, float64) and cached on disk
+(numba's ``cache=True``), so only the first run on a machine pays the compile time. Their thread
+count is numba's: ``NUMBA_NUM_THREADS`` (default: all cores).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+_state: dict = {"numba": None, "override": None, "modules": {}}
+
+JIT_DTYPES = ("float32", "float64")
+"""The dtypes the kernels are compiled for; arrays of any other dtype take the NumPy path."""
+
+MIN_ELEMENTS = 16384
+"""Below this many elements an elementwise job stays with NumPy: starting the kernel's threads
+would cost more than the work."""
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (imports it once; the answer is cached)."""
+    if _state["numba"] is None:
+        try:
+            import numba  # noqa: F401
+        except Exception:  # ImportError, or a numba that does not match this NumPy
+            _state["numba"] = False
+        else:
+            _state["numba"] = True
+    return _state["numba"]
+
+
+def enabled() -> bool:
+    """Whether the compiled path is on (see the module docstring)."""
+    from . import xp
+
+    if xp.__name__ != "numpy":
+        return False
+    wanted = _state["override"]
+    if wanted is None:
+        wanted = os.environ.get("SHENJING_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+    return bool(wanted) and numba_available()
+
+
+def set_enabled(value) -> None:
+    """Turn the compiled path on (True), off (False), or back to the environment's choice (None)."""
+    _state["override"] = None if value is None else bool(value)
+
+
+def kernels(family: str):
+    """The kernel module ``shenjing.backend.kernels.<family>`` when the compiled path is on, else None."""
+    if not enabled():
+        return None
+    module = _state["modules"].get(family)
+    if module is None:
+        module = importlib.import_module(f"{__package__}.kernels.{family}")
+        _state["modules"][family] = module
+    return module
+
+
+def usable(*arrays) -> bool:
+    """Whether every array is C-contiguous with one dtype the kernels are compiled for."""
+    dtype = arrays[0].dtype
+    return dtype.name in JIT_DTYPES and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)

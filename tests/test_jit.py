@@ -1,0 +1,174 @@
+"""The optional compiled-kernel path (``shenjing.backend.jit``): when it is on, what it falls back
+from, and its kernels against their NumPy twins on the cases the op tests do not reach (ties, NaN,
+overlapping windows, odd sizes). The op tests (tests/autodiff/test_conv.py, test_rnn.py) run
+their gradient checks and PyTorch comparisons on both paths."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from shenjing import backend
+from shenjing.autodiff import Tensor, conv, nn
+from shenjing.backend import jit
+
+needs_numba = pytest.mark.skipif(not jit.numba_available(), reason="numba is not installed")
+
+
+@pytest.fixture
+def both_paths():
+    """Run ``fn`` with the compiled path off, then on; returns both results."""
+    def run(fn):
+        results = []
+        for on in (False, True):
+            jit.set_enabled(on)
+            try:
+                results.append(fn())
+            finally:
+                jit.set_enabled(None)
+        return results
+    return run
+
+
+def test_the_switch_follows_the_environment_and_the_override(monkeypatch):
+    monkeypatch.setenv("SHENJING_JIT", "0")
+    assert not jit.enabled() and jit.kernels("conv") is None
+    jit.set_enabled(True)
+    assert jit.enabled() == jit.numba_available()
+    jit.set_enabled(None)
+    monkeypatch.setenv("SHENJING_JIT", "1")
+    assert jit.enabled() == jit.numba_available()
+
+
+def test_off_on_a_non_numpy_backend(monkeypatch):
+    class FakeCupy:
+        __name__ = "cupy"
+    monkeypatch.setattr(backend, "xp", FakeCupy())
+    jit.set_enabled(True)
+    assert not jit.enabled() and jit.kernels("conv") is None
+
+
+def test_usable_needs_contiguous_arrays_of_one_compiled_dtype():
+    a = np.zeros((4, 5), np.float32)
+    assert jit.usable(a, a + 1)
+    assert not jit.usable(a, a.astype(np.float64))
+    assert not jit.usable(a.T)
+    assert not jit.usable(a.astype(np.float16))
+
+
+def test_import_shenjing_does_not_import_numba():
+    code = "import sys, shenjing; import shenjing.models, shenjing.layers; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "SHENJING_JIT": "1"})
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------- kernels
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("pool,strides,padding", [((2, 2), None, "valid"), ((3, 3), (2, 2), "valid"),
+                                                   ((3, 2), (1, 2), "same"), ((2, 2), (3, 3), "valid")])
+def test_max_pool_ties_go_to_the_first_tap_on_both_paths(both_paths, dtype, pool, strides, padding):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, size=(3, 7, 8, 5)).astype(dtype)  # many ties
+    g = None
+
+    def run():
+        nonlocal g
+        t = Tensor(x, requires_grad=True)
+        out = conv.max_pool2d(t, pool, strides, padding)
+        g = rng.standard_normal(out.shape).astype(dtype) if g is None else g
+        return out.data, out._backward(g)[0]
+
+    (ref_out, ref_dx), (out, dx) = both_paths(run)
+    assert out.dtype == ref_out.dtype == dtype and dx.dtype == dtype
+    np.testing.assert_array_equal(out, ref_out)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-6, atol=1e-6)
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pooling_propagates_nan_on_both_paths(both_paths, kind):
+    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    x[0, 1, 1, 2] = np.nan
+    pool = conv.max_pool2d if kind == "max" else conv.avg_pool2d
+    ref, out = both_paths(lambda: pool(Tensor(x), 2).data)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    assert np.isnan(out[0, 0, 0, 2])
+    np.testing.assert_array_equal(out, ref)
+
+
+@needs_numba
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_overlapping_pool_windows_accumulate_on_both_paths(both_paths, kind, padding):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 9, 7, 4)).astype(np.float32)
+    g = rng.standard_normal((2, 5, 4, 4) if padding == "same" else (2, 4, 3, 4)).astype(np.float32)
+    pool = conv.max_pool2d if kind == "max" else conv.avg_pool2d
+
+    def run():
+        out = pool(Tensor(x, requires_grad=True), (3, 3), (2, 2), padding)
+        return out.data, out._backward(g)[0]
+
+    (ref_out, ref_dx), (out, dx) = both_paths(run)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-6)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+@pytest.mark.parametrize("channels", [1, 3, 7])
+@pytest.mark.parametrize("activation", [None, "relu", "tanh"])
+def test_conv_with_many_sample_blocks_agrees_on_both_paths(both_paths, monkeypatch, channels, activation):
+    """Blocks of a few samples each (the last one partial), odd sizes, strides and dilation."""
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 3000)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((7, 11, 9, channels)).astype(np.float32)
+    k = (rng.standard_normal((3, 2, channels, 5)) * 0.3).astype(np.float32)
+    b = rng.standard_normal(5).astype(np.float32)
+    kwargs = {"strides": (2, 1), "dilation_rate": (1, 2), "padding": "same", "activation": activation}
+    g = None
+
+    def run():
+        nonlocal g
+        out = conv.conv2d(Tensor(x, requires_grad=True), Tensor(k, requires_grad=True),
+                          Tensor(b, requires_grad=True), **kwargs)
+        g = rng.standard_normal(out.shape).astype(np.float32) if g is None else g
+        return (out.data,) + tuple(out._backward(g))
+
+    reference, compiled = both_paths(run)
+    for ref, got in zip(reference, compiled):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-5)
+
+
+def test_float16_takes_the_numpy_path():
+    x = np.random.default_rng(0).standard_normal((2, 4, 6, 3)).astype(np.float16)
+    jit.set_enabled(True)
+    out = conv.max_pool2d(Tensor(x), 2)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out.data, x.reshape(2, 2, 2, 3, 2, 3).max(axis=(2, 4)))
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["relu", "tanh"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_activation_gradients_agree_with_numpy(name, dtype):
+    rng = np.random.default_rng(2)
+    size = jit.MIN_ELEMENTS + 7  # large enough for the kernel
+    g = rng.standard_normal(size).astype(dtype)
+    out = rng.standard_normal(size).astype(dtype)
+    out[:3] = 0
+    g[5], out[6] = np.nan, np.nan
+    grad = nn.FUSED_ACTIVATIONS[name][1]
+    jit.set_enabled(False)
+    ref = grad(g, out)
+    jit.set_enabled(True)
+    got = grad(g, out)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
+    np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == "float32" else 1e-14)
