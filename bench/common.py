@@ -181,6 +181,7 @@ def machine(threads: int, root: str) -> dict:
         "numpy": np.__version__,
         "numpy BLAS": numpy_blas(),
         "shenjing": f"{_version('shenjing')} (git {git_revision(root)})",
+        "shenjing compiled kernels": compiled_kernels(),
     }
     # torch is asked in a child process: the parent stays small (children inherit its ru_maxrss)
     code = ("import json, torch; print(json.dumps([torch.__version__, torch.backends.mkl.is_available(), "
@@ -193,6 +194,15 @@ def machine(threads: int, root: str) -> dict:
     except Exception:
         info["torch"] = "not installed"
     return info
+
+
+def compiled_kernels() -> str:
+    """Whether shenjing's numba kernel path is on (``shenjing.backend.jit``), and why not if off."""
+    if os.environ.get("SHENJING_JIT", "1").strip().lower() in ("0", "false", "no", "off"):
+        return "off (SHENJING_JIT=0)"
+    if _version("numba") == "?":
+        return "off (numba not installed)"
+    return f"on (numba {_version('numba')})"
 
 
 def _version(dist: str) -> str:

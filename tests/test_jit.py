@@ -74,7 +74,7 @@ def test_import_shenjing_does_not_import_numba():
                                                    ((3, 2), (1, 2), "same"), ((2, 2), (3, 3), "valid")])
 def test_max_pool_ties_go_to_the_first_tap_on_both_paths(both_paths, dtype, pool, strides, padding):
     rng = np.random.default_rng(3)
-    x = rng.integers(0, 3, size=(3, 7, 8, 5)).astype(dtype)  # many ties
+    x = rng.integers(0, 3, size=(3, 7, 8, 17)).astype(dtype)  # many ties
     g = None
 
     def run():
@@ -93,7 +93,7 @@ def test_max_pool_ties_go_to_the_first_tap_on_both_paths(both_paths, dtype, pool
 @needs_numba
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pooling_propagates_nan_on_both_paths(both_paths, kind):
-    x = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    x = np.arange(2 * 4 * 4 * 16, dtype=np.float32).reshape(2, 4, 4, 16)
     x[0, 1, 1, 2] = np.nan
     pool = conv.max_pool2d if kind == "max" else conv.avg_pool2d
     ref, out = both_paths(lambda: pool(Tensor(x), 2).data)
@@ -107,8 +107,8 @@ def test_pooling_propagates_nan_on_both_paths(both_paths, kind):
 @pytest.mark.parametrize("padding", ["valid", "same"])
 def test_overlapping_pool_windows_accumulate_on_both_paths(both_paths, kind, padding):
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 9, 7, 4)).astype(np.float32)
-    g = rng.standard_normal((2, 5, 4, 4) if padding == "same" else (2, 4, 3, 4)).astype(np.float32)
+    x = rng.standard_normal((2, 9, 7, 16)).astype(np.float32)
+    g = rng.standard_normal((2, 5, 4, 16) if padding == "same" else (2, 4, 3, 16)).astype(np.float32)
     pool = conv.max_pool2d if kind == "max" else conv.avg_pool2d
 
     def run():

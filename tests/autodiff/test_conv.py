@@ -28,8 +28,10 @@ def n(*shape):
 
 
 def distinct(*shape):
-    """Values at least 0.05 apart (no ties, no kink of max pooling within the difference step)."""
-    values = R.permutation(int(np.prod(shape))).reshape(shape) * 0.05
+    """Values in about [-2, 2], at least 0.005 apart (no ties, no kink of max pooling within the
+    difference step, and small enough that f's rounding stays below the checks' tolerance)."""
+    size = int(np.prod(shape))
+    values = R.permutation(size).reshape(shape) * min(0.05, 4.0 / size)
     return values - values.mean()
 
 
@@ -188,11 +190,13 @@ POOL_CASES = [
 ]
 
 
+@pytest.mark.parametrize("channels", [2, 16], ids=["2ch", "16ch"])  # 16: the compiled pooling kernels' range
 @pytest.mark.parametrize("op", ["max", "avg"])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("case", POOL_CASES, ids=[c[0] for c in POOL_CASES])
-def test_pool2d_gradients(case, data_format, op):
+def test_pool2d_gradients(case, data_format, op, channels):
     _, xs, kwargs = case
+    xs = xs[:3] + (channels,)
     x = distinct(*xs) if data_format == "channels_last" else nchw(distinct(*xs))
     fn = conv.max_pool2d if op == "max" else conv.avg_pool2d
     assert_gradients(lambda x: fn(x, data_format=data_format, **kwargs), x)
@@ -550,6 +554,9 @@ TORCH_POOL = [
     ("same-3-s2-asymmetric", (2, 6, 8, 3), (3, 3), (2, 2), "same"),
     ("same-2x3-s1", (2, 5, 6, 2), (2, 3), (1, 1), "same"),
     ("same-2-s2-odd-size", (2, 5, 7, 2), (2, 2), None, "same"),
+    ("2x2-16ch", (2, 6, 8, 16), (2, 2), None, "valid"),
+    ("overlapping-3-s2-16ch", (2, 7, 8, 16), (3, 3), (2, 2), "valid"),
+    ("same-3-s2-asymmetric-16ch", (2, 6, 8, 16), (3, 3), (2, 2), "same"),
 ]
 
 

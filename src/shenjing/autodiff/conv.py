@@ -267,10 +267,10 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
     step = B.block_rows(pixels * k_size * dtype.itemsize, n)
-    compiled = jit.kernels("conv") if xpad.dtype == dtype and jit.usable(xpad) else None
     narrow = cg <= NARROW_CHANNELS
-    channel_major = narrow and compiled is None
-    if channel_major:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
+    # narrow convolutions copy whole rows in NumPy as fast as a compiled loop does (measured): no kernels
+    compiled = jit.kernels("conv") if not narrow and xpad.dtype == dtype and jit.usable(xpad) else None
+    if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
     blocks = [(start, min(start + step, n)) for start in range(0, n, step)]
     geometry = (kh, kw, sh, sw, dh, dw, ho, wo)
@@ -282,13 +282,9 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     def fill_columns(cols, start, stop):
         """The column matrix (rows, kh·kw·C) of samples start:stop, built in ``cols`` (a transposed
         view when narrow)."""
-        rows = (stop - start) * pixels
         if compiled is not None:
-            if narrow:
-                compiled.im2col_t(xpad, start, stop, *geometry, cols)
-                return cols[:, :rows].T
             compiled.im2col(xpad, start, stop, *geometry, cols)
-            return cols[:rows]
+            return cols[:(stop - start) * pixels]
         if narrow:
             block = cols[:, :(stop - start) * pixels]
             per_tap = block.reshape(taps, cg, stop - start, ho, wo)
@@ -321,7 +317,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     def backward(g):
         g = xp.ascontiguousarray(g)
         if need_x:  # narrow: col2im in the channel-major layout, long contiguous rows again
-            dpad = xp.zeros((c, n, hp, wp) if channel_major else xpad.shape, dtype=dtype)
+            dpad = xp.zeros((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)
             k_taps = (None if narrow or compiled is not None
                       else xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1)))
 
@@ -332,10 +328,11 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             ones = xp.ones(step * pixels, dtype=dtype) if need_b else None
             cols = new_columns()
             tap_rows = xp.empty((step * pixels, cg), dtype=dtype) if need_x and k_taps is not None else None
+            act_rows = xp.empty((step * pixels, f), dtype=dtype) if act is not None else None
             for start, stop in part:
                 gz = g[start:stop].reshape(-1, f)
                 if act is not None:
-                    gz = act[1](gz, out[start:stop].reshape(-1, f))
+                    gz = act[1](gz, out[start:stop].reshape(-1, f), act_rows[:len(gz)])
                 if need_b:
                     db += ones[:len(gz)] @ gz
                 if need_k:
@@ -344,12 +341,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                     continue
                 # col2im: each tap's block g · kernel[i, j]ᵀ added onto the pixels that tap read
                 if compiled is not None:  # all taps in one matmul, scattered by the compiled kernel
-                    if narrow:
-                        block = xp.matmul(k_mat, gz.T, out=cols[:, :len(gz)])  # (taps·C, rows)
-                        compiled.col2im_t_add(block, start, stop, *geometry, dpad)
-                    else:
-                        block = xp.matmul(gz, k_mat.T, out=cols[:len(gz)])
-                        compiled.col2im_add(block, start, stop, *geometry, dpad)
+                    block = xp.matmul(gz, k_mat.T, out=cols[:len(gz)])
+                    compiled.col2im_add(block, start, stop, *geometry, dpad)
                     continue
                 if narrow:
                     block = xp.matmul(k_mat, gz.T, out=cols[:, :len(gz)])  # (taps·C, rows)
@@ -371,8 +364,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         db = sum(p[1] for p in partials) if need_b else None
         dx = None
         if need_x:
-            dx = (dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if channel_major
-                  else dpad[:, pt:pt + h, pl:pl + w, :])
+            dx = dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if narrow else dpad[:, pt:pt + h, pl:pl + w, :]
         return dx, (dk.reshape(kernel.shape) if need_k else None), db
 
     return out, backward
@@ -616,7 +608,8 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
     out = xp.empty((n, ho, wo, c), dtype=xpad.dtype)
     pad_shape = xpad.shape
     disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
-    compiled = jit.kernels("conv") if jit.usable(xpad) else None
+    # the kernels vectorise over the channels: below 16 NumPy's whole-batch slices are faster (measured)
+    compiled = jit.kernels("conv") if c >= 16 and jit.usable(xpad) else None
     if compiled is not None:
         inv_count = None
         if kind == "avg":

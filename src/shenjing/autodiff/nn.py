@@ -71,35 +71,45 @@ def _relu_inplace(a):
     return B.xp.maximum(a, 0, out=a)
 
 
-def _compiled_grad(name, g, out):
-    """``g`` times the activation's derivative by the compiled kernel ``name``; None where the
-    compiled path is off or does not pay (small or mixed arrays)."""
+def _compiled_grad(name, g, out, res):
+    """``g`` times the activation's derivative by the compiled kernel ``name``, into ``res`` (a new
+    array when None); None where the compiled path is off or does not pay (small or mixed arrays)."""
     if g.size < jit.MIN_ELEMENTS or g.shape != out.shape:
         return None
     kernels = jit.kernels("elementwise")
-    if kernels is None or not jit.usable(g, out):
+    if kernels is None or not jit.usable(g, out) or (res is not None and not jit.usable(g, res)):
         return None
-    res = B.xp.empty_like(g)
+    res = B.xp.empty_like(g) if res is None else res
     getattr(kernels, name)(g, out, res)
     return res
 
 
-def _relu_grad(g, out):
-    res = _compiled_grad("relu_grad", g, out)
-    return g * (out > 0) if res is None else res
+def _relu_grad(g, out, res=None):
+    done = _compiled_grad("relu_grad", g, out, res)
+    if done is not None:
+        return done
+    return g * (out > 0) if res is None else B.xp.multiply(g, out > 0, out=res)
 
 
 def _tanh_inplace(a):
     return B.xp.tanh(a, out=a)
 
 
-def _tanh_grad(g, out):
-    res = _compiled_grad("tanh_grad", g, out)
-    return g * (1 - out * out) if res is None else res
+def _tanh_grad(g, out, res=None):
+    done = _compiled_grad("tanh_grad", g, out, res)
+    if done is not None:
+        return done
+    if res is None:
+        return g * (1 - out * out)
+    xp = B.xp
+    xp.multiply(out, out, out=res)
+    xp.subtract(1, res, out=res)
+    return xp.multiply(g, res, out=res)
 
 
 FUSED_ACTIVATIONS = {"relu": (_relu_inplace, _relu_grad), "tanh": (_tanh_inplace, _tanh_grad)}
-"""name -> (apply in place to the pre-activation array, gradient from (g, output))."""
+"""name -> (apply in place to the pre-activation array, gradient ``grad(g, output, res=None)``: g times
+the derivative, written into ``res`` when given, which may be ``g`` itself or a scratch buffer)."""
 
 
 def fused_activation(name):

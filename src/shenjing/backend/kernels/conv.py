@@ -85,11 +85,16 @@ def max_pool(xpad, kh, kw, sh, sw, out):
 def max_pool_grad(xpad, out, g, kh, kw, sh, sw, dx):
     """dx (shaped like xpad, overwritten): each window's g goes to its first tap equal to the
     window's maximum ``out`` (one winner per window, as argmax), summed over overlapping windows.
+
+    Windows that tile the input exactly (stride = pool, no remainder) write every element once, with
+    no zeroing pass first.
     """
     n, ho, wo, c = g.shape
+    tiled = sh == kh and sw == kw and ho * sh == dx.shape[1] and wo * sw == dx.shape[2]
+    taken = np.empty(c, np.bool_)
     for s in range(n):
-        dx[s] = 0
-        taken = np.empty(c, np.bool_)
+        if not tiled:
+            dx[s] = 0
         for i in range(ho):
             for j in range(wo):
                 m = out[s, i, j]
@@ -101,8 +106,8 @@ def max_pool_grad(xpad, out, g, kh, kw, sh, sw, dx):
                         d = dx[s, i * sh + a, j * sw + b]
                         for ch in range(c):
                             hit = v[ch] == m[ch] and not taken[ch]
-                            if hit:
-                                d[ch] += gg[ch]
+                            share = gg[ch] if hit else gg[ch] * 0
+                            d[ch] = share if tiled else d[ch] + share
                             taken[ch] = taken[ch] or hit
 
 
@@ -142,39 +147,3 @@ def avg_pool_grad(g, kh, kw, sh, sw, inv_count, dx):
                         d = dx[s, i * sh + a, j * sw + b]
                         for ch in range(c):
                             d[ch] += gg[ch] * scale
-
-
-@nb.njit(**_JIT)
-def im2col_t(xpad, first, last, kh, kw, sh, sw, dh, dw, ho, wo, cols_t):
-    """The transposed columns for few channels: cols_t[(a·kw + b)·C + c, (s·Ho + i)·Wo + j] =
-    xpad[first + s, i·sh + a·dh, j·sw + b·dw, c] (each written row a run of output pixels)."""
-    c = xpad.shape[3]
-    for s in range(last - first):
-        image = xpad[first + s]
-        for a in range(kh):
-            for b in range(kw):
-                for ch in range(c):
-                    dst = cols_t[(a * kw + b) * c + ch]
-                    for i in range(ho):
-                        line = image[i * sh + a * dh]
-                        base = (s * ho + i) * wo
-                        for j in range(wo):
-                            dst[base + j] = line[j * sw + b * dw, ch]
-
-
-@nb.njit(**_JIT)
-def col2im_t_add(cols_t, first, last, kh, kw, sh, sw, dh, dw, ho, wo, dpad):
-    """The adjoint of :func:`im2col_t`: dpad[first + s, i·sh + a·dh, j·sw + b·dw, c] +=
-    cols_t[(a·kw + b)·C + c, (s·Ho + i)·Wo + j]."""
-    c = dpad.shape[3]
-    for s in range(last - first):
-        image = dpad[first + s]
-        for a in range(kh):
-            for b in range(kw):
-                for ch in range(c):
-                    src = cols_t[(a * kw + b) * c + ch]
-                    for i in range(ho):
-                        line = image[i * sh + a * dh]
-                        base = (s * ho + i) * wo
-                        for j in range(wo):
-                            line[j * sw + b * dw, ch] += src[base + j]

@@ -1,21 +1,25 @@
 """Compiled kernels for the LSTM's gate math (the sigmoid/tanh fast path of ``shenjing.autodiff.rnn``).
 
-Per time step the NumPy path runs about ten ufuncs over (batch, 4·units) and (batch, units) rows
-forward and fifteen backward, each one pass over memory with its own call overhead. These kernels
-do the elementwise part of a step in one pass. The transcendental stays with NumPy: its tanh is
-SIMD-vectorised (numba's, a scalar libm call per element, is some fifty times slower on float32),
-so the forward step is matmul + add + NumPy tanh over the four gates, :func:`lstm_gates`, NumPy
-tanh over the cell, one multiply; the backward needs no transcendental at all
+Per time step the NumPy path runs about five ufuncs over (batch, 4·units) and (batch, units) rows
+after the step's tanh, and fifteen in the backward, each one pass over memory with its own call.
+These kernels do that elementwise work in one pass over the step's rows. The transcendental stays
+with NumPy: its tanh is SIMD-vectorised (numba's, a scalar libm call per element, is some fifty times
+slower on float32), so a forward step is matmul, add, NumPy tanh over the four gates,
+:func:`lstm_gates`, NumPy tanh over the cell, one multiply; the backward needs no transcendental
 (:func:`lstm_gates_backward` takes the derivatives from the stored gates and tanh(c)).
 
-Each kernel does the NumPy twin's operations in the same order and precision (constants of the
-arrays' dtype, no fused multiply-adds), so both paths give the same numbers. Rows are independent;
-the inner loop over units is contiguous and vectorises. Serial on purpose: BLAS keeps the cores.
+Each kernel does its NumPy twin's operations in the same order and precision (constants of the
+arrays' dtype, no fused multiply-adds), so both paths give the same numbers. Layout, measured: per
+batch row, one short loop per gate block, indexing (batch, 4, units) reshapes directly. Such loops
+vectorise well (one loop over all the blocks at once ran two to three times slower: too many
+streams that may alias), and creating row or block views inside the loop (a reference count each)
+cost as much as the arithmetic. Serial on purpose: BLAS keeps the cores.
 """
 
 from __future__ import annotations
 
 import numba as nb
+import numpy as np
 
 _JIT = {"nogil": True, "cache": True}
 
@@ -32,15 +36,16 @@ def lstm_gates(a, c_prev, c_new):
     n, width = a.shape
     u = width // 4
     half = a.dtype.type(0.5)
+    a3 = a.reshape(n, 4, u)
     for r in range(n):
-        row, cp, cn = a[r], c_prev[r], c_new[r]
         for j in range(u):
-            i = row[j] * half + half
-            f = row[u + j] * half + half
-            row[j] = i
-            row[u + j] = f
-            row[3 * u + j] = row[3 * u + j] * half + half
-            cn[j] = f * cp[j] + i * row[2 * u + j]
+            a3[r, 0, j] = a3[r, 0, j] * half + half
+        for j in range(u):
+            a3[r, 1, j] = a3[r, 1, j] * half + half
+        for j in range(u):
+            a3[r, 3, j] = a3[r, 3, j] * half + half
+        for j in range(u):
+            c_new[r, j] = a3[r, 1, j] * c_prev[r, j] + a3[r, 0, j] * a3[r, 2, j]
 
 
 @nb.njit(**_JIT)
@@ -50,20 +55,24 @@ def lstm_gates_backward(gh, gc, a, tc, c_prev, d, gc_prev):
     ``gh``, ``gc`` (batch, units): the gradients reaching the step's h and c; ``a`` (batch, 4·units):
     its gates i, f, g, o; ``tc`` (batch, units): tanh(c_new); ``c_prev`` (batch, units): the cell
     entering the step. Writes ``d`` (batch, 4·units), the gradient of the gate pre-activations
-    (σ' = (1 − σ)·σ, tanh' = (1 − g)·g + (1 − g)), and ``gc_prev`` (batch, units), the gradient of
-    c_prev, dc·f (``gc_prev`` may be ``gc``).
+    (σ' = (1 − σ)·σ, tanh' = 1 − g² = (1 − g)·g + (1 − g)), and ``gc_prev`` (batch, units), the
+    gradient of c_prev, dc·f (``gc_prev`` may be ``gc``).
     """
     n, width = a.shape
     u = width // 4
     one = a.dtype.type(1)
+    a3, d3 = a.reshape(n, 4, u), d.reshape(n, 4, u)
+    dc = np.empty(u, a.dtype)  # dL/dc_new of one row
     for r in range(n):
-        row, drow, ghr, gcr, tcr, cpr, out = a[r], d[r], gh[r], gc[r], tc[r], c_prev[r], gc_prev[r]
         for j in range(u):
-            i, f, g, o = row[j], row[u + j], row[2 * u + j], row[3 * u + j]
-            t = tcr[j]
-            dc = ghr[j] * o * (one - t * t) + gcr[j]  # dL/dc_new
-            drow[j] = dc * g * ((one - i) * i)
-            drow[u + j] = dc * cpr[j] * ((one - f) * f)
-            drow[2 * u + j] = dc * i * ((one - g) * g + (one - g))
-            drow[3 * u + j] = ghr[j] * t * ((one - o) * o)
-            out[j] = dc * f
+            dc[j] = gh[r, j] * a3[r, 3, j] * (one - tc[r, j] * tc[r, j]) + gc[r, j]
+        for j in range(u):
+            d3[r, 3, j] = gh[r, j] * tc[r, j] * ((one - a3[r, 3, j]) * a3[r, 3, j])
+        for j in range(u):
+            d3[r, 0, j] = dc[j] * a3[r, 2, j] * ((one - a3[r, 0, j]) * a3[r, 0, j])
+        for j in range(u):
+            d3[r, 2, j] = dc[j] * a3[r, 0, j] * ((one - a3[r, 2, j]) * a3[r, 2, j] + (one - a3[r, 2, j]))
+        for j in range(u):
+            d3[r, 1, j] = dc[j] * c_prev[r, j] * ((one - a3[r, 1, j]) * a3[r, 1, j])
+        for j in range(u):
+            gc_prev[r, j] = dc[j] * a3[r, 1, j]
