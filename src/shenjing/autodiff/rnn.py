@@ -13,6 +13,10 @@ The LSTM with sigmoid/tanh (Keras's default) takes a fast path: σ(z) = ½ + ½�
 sigmoid columns of the weights halved one tanh covers the four gates of a step, followed by two
 whole-row passes; every step works in place on full (batch, 4·units) rows of preallocated buffers,
 and the backward computes the gate derivatives from the stored gates (σ' = σ(1 − σ), tanh' = 1 − g²).
+With the compiled path on (:mod:`shenjing.backend.jit`), the elementwise gate math of a step after
+its tanh (five NumPy ufuncs), and all of it in the backward (fifteen), is one pass of a numba kernel
+(:mod:`shenjing.backend.kernels.rnn`); the kernels do the same operations in the same order, so both
+paths give the same numbers. (The tanh itself stays with NumPy, whose SIMD tanh is far faster.)
 
 Conventions (Keras's):
 
@@ -45,6 +49,7 @@ cell otherwise).
 from __future__ import annotations
 
 from .. import backend as B
+from ..backend import jit
 from . import ops
 from .tensor import Tensor, _as_data, make
 
@@ -416,7 +421,13 @@ def _lstm_core(P, prescaled, h0, c0, Rd, acts, plan):
 def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
     """Sigmoid/tanh LSTM: per step one matmul into the step's gate block, one tanh over all four gates
     (the sigmoid columns halved: σ(z) = ½ + ½·tanh(z/2)) and whole-row affine passes, all in place in
-    buffers allocated once per call."""
+    buffers allocated once per call.
+
+    With the compiled path on, the gate math after the tanh (gates, new cell) and the whole backward
+    step but its matmul run as the kernels ``lstm_gates`` and ``lstm_gates_backward`` (one pass over
+    the step's rows each); the NumPy ufuncs below are their reference twins. Masking and recurrent
+    dropout stay around the kernels, in NumPy.
+    """
     xp = B.xp
     t, n, width = P.shape
     u = width // 4
@@ -428,6 +439,7 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
     C = xp.empty((t + 1, n, u), dtype=dtype)
     TC = xp.empty((t, n, u), dtype=dtype)  # tanh(c_new), processing order
     tmp = xp.empty((n, u), dtype=dtype)
+    compiled = jit.kernels("rnn") if jit.usable(A) else None  # the gate math in one pass per step
     H[0] = h0
     C[0] = c0
     for s in range(t):
@@ -441,12 +453,15 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
             a += P[ix]
             a *= scale
         xp.tanh(a, out=a)
-        a *= scale
-        a += shift
         c = C[s + 1]
-        xp.multiply(a[:, u:2 * u], C[s], out=c)
-        xp.multiply(a[:, :u], a[:, 2 * u:3 * u], out=tmp)
-        c += tmp
+        if compiled is not None:
+            compiled.lstm_gates(a, C[s], c)
+        else:
+            a *= scale
+            a += shift
+            xp.multiply(a[:, u:2 * u], C[s], out=c)
+            xp.multiply(a[:, :u], a[:, 2 * u:3 * u], out=tmp)
+            c += tmp
         tc = TC[s]
         xp.tanh(c, out=tc)
         xp.multiply(a[:, 3 * u:], tc, out=H[s + 1])
@@ -457,9 +472,11 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
         g_out, (gh, gc) = plan.unpack_grad(g, 2)
         dZ = xp.empty((t, n, width), dtype=dtype)
         RT = xp.ascontiguousarray(Rd.T)
-        dc = xp.empty((n, u), dtype=dtype)
-        D = xp.empty((n, width), dtype=dtype)
-        D2 = xp.empty((n, width), dtype=dtype)
+        on = compiled is not None and jit.usable(A, gh, gc)  # g may have come in another dtype
+        if not on:
+            dc = xp.empty((n, u), dtype=dtype)
+            D = xp.empty((n, width), dtype=dtype)
+            D2 = xp.empty((n, width), dtype=dtype)
         for s in reversed(range(t)):
             ix = plan.index[s]
             gh += g_out[s]
@@ -468,21 +485,24 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
             a = A[ix]
             tc = TC[s]
             d = dZ[ix]
-            xp.multiply(gh_new, tc, out=d[:, 3 * u:])  # o
-            xp.multiply(tc, tc, out=tmp)
-            xp.subtract(1, tmp, out=tmp)
-            xp.multiply(gh_new, a[:, 3 * u:], out=dc)  # dL/dc_new
-            dc *= tmp
-            dc += gc_new
-            xp.multiply(dc, a[:, 2 * u:3 * u], out=d[:, :u])  # i
-            xp.multiply(dc, C[s], out=d[:, u:2 * u])  # f
-            xp.multiply(dc, a[:, :u], out=d[:, 2 * u:3 * u])  # g
-            # d gate / d pre-activation: σ' = (1 − σ)·σ, tanh' = 1 − g² = (1 − g)·g + (1 − g)
-            xp.subtract(1, a, out=D)
-            xp.multiply(D, a, out=D2)
-            D2[:, 2 * u:3 * u] += D[:, 2 * u:3 * u]
-            d *= D2
-            xp.multiply(dc, a[:, u:2 * u], out=gc)
+            if on:
+                compiled.lstm_gates_backward(gh_new, gc_new, a, tc, C[s], d, gc)
+            else:
+                xp.multiply(gh_new, tc, out=d[:, 3 * u:])  # o
+                xp.multiply(tc, tc, out=tmp)
+                xp.subtract(1, tmp, out=tmp)
+                xp.multiply(gh_new, a[:, 3 * u:], out=dc)  # dL/dc_new
+                dc *= tmp
+                dc += gc_new
+                xp.multiply(dc, a[:, 2 * u:3 * u], out=d[:, :u])  # i
+                xp.multiply(dc, C[s], out=d[:, u:2 * u])  # f
+                xp.multiply(dc, a[:, :u], out=d[:, 2 * u:3 * u])  # g
+                # d gate / d pre-activation: σ' = (1 − σ)·σ, tanh' = 1 − g² = (1 − g)·g + (1 − g)
+                xp.subtract(1, a, out=D)
+                xp.multiply(D, a, out=D2)
+                D2[:, 2 * u:3 * u] += D[:, 2 * u:3 * u]
+                d *= D2
+                xp.multiply(dc, a[:, u:2 * u], out=gc)
             xp.matmul(d, RT, out=gh)
             if plan.rdm is not None:
                 gh *= plan.rdm

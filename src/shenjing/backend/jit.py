@@ -76,7 +76,10 @@ def kernels(family: str):
     return module
 
 
+_DTYPE_CHARS = "fd"  # JIT_DTYPES as type codes (``dtype.name`` is a slow Python property)
+
+
 def usable(*arrays) -> bool:
     """Whether every array is C-contiguous with one dtype the kernels are compiled for."""
     dtype = arrays[0].dtype
-    return dtype.name in JIT_DTYPES and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+    return dtype.char in _DTYPE_CHARS and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)

@@ -91,6 +91,7 @@ def max_pool_grad(xpad, out, g, kh, kw, sh, sw, dx):
     """
     n, ho, wo, c = g.shape
     tiled = sh == kh and sw == kw and ho * sh == dx.shape[1] and wo * sw == dx.shape[2]
+    zero = g.dtype.type(0)
     taken = np.empty(c, np.bool_)
     for s in range(n):
         if not tiled:
@@ -106,7 +107,7 @@ def max_pool_grad(xpad, out, g, kh, kw, sh, sw, dx):
                         d = dx[s, i * sh + a, j * sw + b]
                         for ch in range(c):
                             hit = v[ch] == m[ch] and not taken[ch]
-                            share = gg[ch] if hit else gg[ch] * 0
+                            share = gg[ch] if hit else gg[ch] * zero
                             d[ch] = share if tiled else d[ch] + share
                             taken[ch] = taken[ch] or hit
 

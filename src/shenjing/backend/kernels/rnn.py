@@ -21,7 +21,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-_JIT = {"nogil": True, "cache": True}
+from . import JIT_OPTIONS as _JIT
 
 
 @nb.njit(**_JIT)
