@@ -20,6 +20,12 @@ from .. import backend as B
 from ..backend import jit
 from .base import _BLOCK, OPTIMIZERS, Optimizer, _float
 
+MOMENT_FLOOR = 2.0 ** 24
+"""The compiled Adam flushes moments below this many times the dtype's smallest normal number to zero
+(about 2e-31 in float32): far too small to move a weight (the step is alpha·m / (√v + ε), and √v is then
+below 1e-15, far under ε) and it keeps the arithmetic out of the subnormal range, where every operation
+takes a slow microcode path. (The NumPy rule, the reference, does not flush.)"""
+
 
 def _update_moments(g, m, v, b1, b2, scratch) -> None:
     """Adam's moving averages in place: m += (1 − β1)(g − m), v += (1 − β2)(g² − v) (``scratch`` is
@@ -272,7 +278,8 @@ class Adam(Optimizer):
             compiled = jit.kernels("optim")
             if compiled is not None:  # the same operations fused into one pass
                 scalar = w.dtype.type
-                compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps))
+                compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps),
+                              scalar(B.xp.finfo(w.dtype).tiny * MOMENT_FLOOR))
                 return
         if self.amsgrad:
             slots.append(self._slot("vhat", index))
