@@ -19,15 +19,13 @@ needs_numba = pytest.mark.skipif(not jit.numba_available(), reason="numba is not
 
 @pytest.fixture
 def both_paths():
-    """Run ``fn`` with the compiled path off, then on; returns both results."""
+    """Run ``fn`` with the compiled path off, then on; returns both results (the conftest restores the
+    switch after the test)."""
     def run(fn):
         results = []
         for on in (False, True):
             jit.set_enabled(on)
-            try:
-                results.append(fn())
-            finally:
-                jit.set_enabled(None)
+            results.append(fn())
         return results
     return run
 

@@ -35,13 +35,6 @@ def kernels_module():
 
 
 @pytest.fixture
-def path():
-    """``path(on)``: turn the compiled path on or off for the rest of the test (restored afterwards)."""
-    yield jit.set_enabled
-    jit.set_enabled(None)
-
-
-@pytest.fixture
 def kernel_calls(monkeypatch):
     """Counts of the rnn kernels' calls (the kernels still run)."""
     module = kernels_module()
@@ -83,10 +76,10 @@ def outputs_and_grads(arrays, dtype, fused=True, **options):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("fused", [True, False], ids=["with_input", "on_projection"])
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_both_paths_agree(path, kernel_calls, dtype, fused, variant):
+def test_both_paths_agree(kernel_calls, dtype, fused, variant):
     results = []
     for on in (False, True):
-        path(on)
+        jit.set_enabled(on)
         results.append(outputs_and_grads(inputs(1), dtype, fused, **VARIANTS[variant]))
     assert kernel_calls == {"lstm_gates": T, "lstm_gates_backward": T}  # only the compiled run calls them
     for ours, ref in zip(results[1], results[0]):
@@ -94,7 +87,7 @@ def test_both_paths_agree(path, kernel_calls, dtype, fused, variant):
         np.testing.assert_allclose(ours, ref, **TOL[dtype])
 
 
-def test_both_paths_agree_from_zero_states_over_a_long_sequence(path):
+def test_both_paths_agree_from_zero_states_over_a_long_sequence():
     """Zero initial states (None), float32, 60 steps of 64 units: the paths do not drift apart."""
     rng = np.random.default_rng(2)
     x = rng.normal(size=(8, 60, 16)).astype("float32")
@@ -103,7 +96,7 @@ def test_both_paths_agree_from_zero_states_over_a_long_sequence(path):
     recurrent = (rng.normal(size=(64, 256)) * 0.2).astype("float32")
     results = []
     for on in (False, True):
-        path(on)
+        jit.set_enabled(on)
         tensors = [Tensor(a, requires_grad=True) for a in (x, kernel, bias, recurrent)]
         outs = rnn.lstm_with_input(tensors[0], tensors[1], tensors[2], None, None, tensors[3])
         ops.sum(ops.mul(outs[0], outs[0])).backward()
@@ -113,16 +106,16 @@ def test_both_paths_agree_from_zero_states_over_a_long_sequence(path):
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_central_differences_through_the_compiled_path(path, kernel_calls, variant):
-    path(True)
+def test_central_differences_through_the_compiled_path(kernel_calls, variant):
+    jit.set_enabled(True)
     options = VARIANTS[variant]
     err = check_gradients(lambda *t: _everything(rnn.lstm_with_input(*t, **options)), *inputs(3))
     assert err < 1e-6, f"relative error {err:.2e}"
     assert kernel_calls["lstm_gates_backward"] > 0
 
 
-def test_central_differences_through_the_compiled_path_on_the_projection(path, kernel_calls):
-    path(True)
+def test_central_differences_through_the_compiled_path_on_the_projection(kernel_calls):
+    jit.set_enabled(True)
     x, k, b, h0, c0, r = inputs(4)
     proj = (x @ k + b) * 0.5
     err = check_gradients(lambda *t: _everything(rnn.lstm(*t, mask=MASK, go_backwards=True)), proj, h0, c0, r)
@@ -134,8 +127,8 @@ def _everything(outs):
     return ops.concatenate([ops.reshape(o, (N, -1)) for o in outs], axis=1)
 
 
-def test_other_activations_and_other_dtypes_take_the_numpy_path(path, kernel_calls):
-    path(True)
+def test_other_activations_and_other_dtypes_take_the_numpy_path(kernel_calls):
+    jit.set_enabled(True)
     rnn.lstm_with_input(*[Tensor(a) for a in inputs()], activation="relu")  # the generic path
     rnn.lstm_with_input(*[Tensor(a.astype("float16")) for a in inputs()])  # no kernels for float16
     assert kernel_calls == {}
@@ -176,7 +169,7 @@ def test_the_kernels_match_their_numpy_twins(dtype):
 @pytest.mark.parametrize("options", [dict(return_sequences=True, return_state=True),
                                      dict(return_state=True, go_backwards=True),
                                      dict(return_sequences=True, go_backwards=True, zero_output_for_mask=True)])
-def test_the_lstm_layer_on_both_paths(path, kernel_calls, options):
+def test_the_lstm_layer_on_both_paths(kernel_calls, options):
     """An LSTM layer on embedded tokens, 0 masked: outputs, states and gradients agree on both paths."""
     from shenjing.layers import LSTM, Embedding
 
@@ -186,7 +179,7 @@ def test_the_lstm_layer_on_both_paths(path, kernel_calls, options):
     embed, lstm = Embedding(9, 5), LSTM(8, **options)
     results = []
     for on in (False, True):
-        path(on)
+        jit.set_enabled(on)
         outs = lstm(embed(tokens), mask=tokens != 0)
         outs = outs if isinstance(outs, list) else [outs]
         weights = [embed.embeddings, lstm.cell.kernel, lstm.cell.recurrent_kernel, lstm.cell.bias]

@@ -225,12 +225,6 @@ def _scatter_taps(rows, k_taps, shape, kh, kw, strides, dilation, out_hw, groups
 # ------------------------------------------------------------------- the conv kernel
 
 
-def _run_here(work, blocks):
-    """:func:`parallel.run` on the calling thread only (for work that calls the compiled kernels,
-    which spread over the cores themselves and must not be entered from several threads)."""
-    return [work(blocks)]
-
-
 NARROW_CHANNELS = 4
 """Up to this many input channels a convolution builds its columns (and scatters its input gradient)
 in a channel-major layout, where every copy moves whole output rows instead of C-element runs."""
@@ -269,7 +263,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     step = B.block_rows(pixels * k_size * dtype.itemsize, n)
     narrow = cg <= NARROW_CHANNELS
     # narrow convolutions copy whole rows in NumPy as fast as a compiled loop does (measured): no kernels
-    compiled = jit.kernels("conv") if not narrow and xpad.dtype == dtype and jit.usable(xpad) else None
+    compiled = None if narrow or xpad.dtype != dtype else jit.kernels("conv", xpad)
     if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
     blocks = [(start, min(start + step, n)) for start in range(0, n, step)]
@@ -309,8 +303,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             if act is not None:
                 act[0](rows)
 
-    run = parallel.run if compiled is None else _run_here  # compiled kernels spread over the cores themselves
-    run(forward_part, blocks)
+    parallel.run(forward_part, blocks)
     (pt, _), (pl, _) = pads
     h, w = x.shape[1], x.shape[2]
 
@@ -359,7 +352,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                     target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block.reshape(stop - start, ho, wo, cg)
             return dk, db
 
-        partials = run(backward_part, blocks)
+        partials = parallel.run(backward_part, blocks)
         dk = sum(p[0] for p in partials) if need_k else None
         db = sum(p[1] for p in partials) if need_b else None
         dx = None
@@ -607,13 +600,12 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
             count = xp.asarray(taps, dtype=xpad.dtype)
     out = xp.empty((n, ho, wo, c), dtype=xpad.dtype)
     pad_shape = xpad.shape
-    disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
     # the kernels vectorise over the channels: below 16 NumPy's whole-batch slices are faster (measured)
-    compiled = jit.kernels("conv") if c >= 16 and jit.usable(xpad) else None
+    compiled = jit.kernels("conv", xpad) if c >= 16 else None
     if compiled is not None:
         inv_count = None
         if kind == "avg":
-            inv_count = xp.ones((ho, wo), dtype=xpad.dtype) / xp.broadcast_to(count, (1, ho, wo, 1))[0, :, :, 0]
+            inv_count = 1 / xp.broadcast_to(count, (1, ho, wo, 1))[0, :, :, 0]  # (Ho, Wo), the input's dtype
             compiled.avg_pool(xpad, kh, kw, sh, sw, inv_count, out)
         else:
             compiled.max_pool(xpad, kh, kw, sh, sw, out)
@@ -653,6 +645,7 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
 
     parallel.run(forward_part, blocks)
     result = _from_nhwc(out, rank, data_format)
+    disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
 
     def backward(g):
         gd = _to_nhwc(g, rank, data_format)

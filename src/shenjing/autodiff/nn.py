@@ -76,8 +76,8 @@ def _compiled_grad(name, g, out, res):
     array when None); None where the compiled path is off or does not pay (small or mixed arrays)."""
     if g.size < jit.MIN_ELEMENTS or g.shape != out.shape:
         return None
-    kernels = jit.kernels("elementwise")
-    if kernels is None or not jit.usable(g, out) or (res is not None and not jit.usable(g, res)):
+    kernels = jit.kernels("elementwise", g, out) if res is None else jit.kernels("elementwise", g, out, res)
+    if kernels is None:
         return None
     res = B.xp.empty_like(g) if res is None else res
     getattr(kernels, name)(g, out, res)

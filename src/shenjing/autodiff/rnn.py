@@ -439,7 +439,7 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
     C = xp.empty((t + 1, n, u), dtype=dtype)
     TC = xp.empty((t, n, u), dtype=dtype)  # tanh(c_new), processing order
     tmp = xp.empty((n, u), dtype=dtype)
-    compiled = jit.kernels("rnn") if jit.usable(A) else None  # the gate math in one pass per step
+    compiled = jit.kernels("rnn", A)  # the gate math in one pass per step
     H[0] = h0
     C[0] = c0
     for s in range(t):

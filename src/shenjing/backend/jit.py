@@ -1,12 +1,14 @@
-"""The optional compiled-kernel path: numba kernels for the work NumPy does slowly or on one core.
+"""The optional compiled-kernel path: numba kernels for the work NumPy does in many passes.
 
 NumPy's BLAS calls use every core, but its elementwise loops, strided copies and scatters run on
 one core, pass over memory once per ufunc, and allocate temporaries. Where that dominates a step
 (max pooling and its gradient, col2im, the activation gradients, the LSTM gate math, optimizer
-updates), a kernel compiled with numba does the same work in one pass over memory, spread over the
-cores (``prange``). Each kernel lives in ``shenjing.backend.kernels.<family>`` and has a NumPy twin
-at its call site: the NumPy code is the reference, the tests check that both agree, and every call
-site falls back to it whenever the compiled path is off.
+updates), a kernel compiled with numba does the same work in one pass over memory, on the calling
+thread (serial: see ``kernels.JIT_OPTIONS``; BLAS keeps the cores, and :mod:`.parallel` may call the
+kernels from its threads, since they release the GIL). Each kernel lives in
+``shenjing.backend.kernels.<family>`` and has a NumPy twin at its call site: the NumPy code is the
+reference, the tests check that both agree, and every call site falls back to it whenever the
+compiled path is off.
 
 The path is on when all of these hold:
 
@@ -17,8 +19,7 @@ The path is on when all of these hold:
   it off).
 
 Kernels are compiled on their first call for each dtype (float32, float64) and cached on disk
-(numba's ``cache=True``), so only the first run on a machine pays the compile time. Their thread
-count is numba's: ``NUMBA_NUM_THREADS`` (default: all cores).
+(numba's ``cache=True``), so only the first run on a machine pays the compile time.
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ def set_enabled(value) -> None:
     _state["override"] = None if value is None else bool(value)
 
 
-def kernels(family: str):
-    """The kernel module ``shenjing.backend.kernels.<family>`` when the compiled path is on, else None."""
-    if not enabled():
+def kernels(family: str, *arrays):
+    """The kernel module ``shenjing.backend.kernels.<family>`` when the compiled path is on and the
+    ``arrays`` the kernels would get are :func:`usable`; else None (the caller runs its NumPy twin)."""
+    if not enabled() or (arrays and not usable(*arrays)):
         return None
     module = _state["modules"].get(family)
     if module is None:

@@ -274,13 +274,12 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         slots = [self._slot("m", index), self._slot("v", index)]
-        if not self.amsgrad and w.size >= jit.MIN_ELEMENTS and jit.usable(w, g, *slots):
-            compiled = jit.kernels("optim")
-            if compiled is not None:  # the same operations fused into one pass
-                scalar = w.dtype.type
-                compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps),
-                              scalar(B.xp.finfo(w.dtype).tiny * MOMENT_FLOOR))
-                return
+        compiled = None if self.amsgrad or w.size < jit.MIN_ELEMENTS else jit.kernels("optim", w, g, *slots)
+        if compiled is not None:  # the same operations fused into one pass
+            scalar = w.dtype.type
+            compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps),
+                          scalar(xp.finfo(w.dtype).tiny * MOMENT_FLOOR))
+            return
         if self.amsgrad:
             slots.append(self._slot("vhat", index))
 
