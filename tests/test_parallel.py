@@ -1,5 +1,8 @@
 """backend.parallel: blocks spread over threads give the same results as one thread."""
 
+import os
+import threading
+
 import numpy as np
 import pytest
 
@@ -8,24 +11,62 @@ from shenjing.autodiff import Tensor, conv
 from shenjing.backend import parallel
 
 
-def test_run_covers_every_block_once_in_order(monkeypatch):
-    monkeypatch.setenv("SHENJING_NUM_THREADS", "3")
+def test_split_covers_every_block_once_in_order():
     blocks = list(range(10))
-    parts = parallel.run(lambda part: list(part), blocks)
-    assert sum(parts, []) == blocks
-    assert len(parts) == (3 if parallel._available() else 1)
-    assert parallel.run(lambda part: list(part), [7]) == [[7]]
+    for parts in (1, 3, 4, 10, 12):
+        runs = parallel.split(blocks, parts)
+        assert sum(runs, []) == blocks
+        assert len(runs) == min(parts, 10)
+        assert max(map(len, runs)) - min(map(len, runs)) <= 1
+    assert parallel.split([7], 3) == [[7]]
 
 
-def test_run_restores_the_blas_thread_count(monkeypatch):
+def test_run_gives_each_part_to_a_thread_and_the_results_in_order(monkeypatch):
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "3")
+    parts = parallel.split(list(range(10)), 3)
+    together = threading.Barrier(3 if parallel._available() else 1)
+
+    def work(part):
+        together.wait(timeout=30)  # the three parts run at the same time, on three threads
+        return list(part), threading.current_thread().name
+
+    names = parallel.run(work, parts)
+    assert [p for p, _ in names] == parts
+    assert names[0][1] == threading.current_thread().name  # the caller takes the first part
+    assert len({name for _, name in names}) == (3 if parallel._available() else 1)
+    assert parallel.run(lambda part: list(part), [[7]]) == [[7]]
+
+
+def test_sample_blocks_balance_the_threads_and_leave_small_jobs_whole(monkeypatch):
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    step, parts = parallel.sample_blocks(100, 70_000)  # 70 KB a sample: 44 fit the cache block
+    blocks = sum(parts, [])
+    assert blocks == [(s, min(s + step, 100)) for s in range(0, 100, step)]
+    assert len(parts) == 2 and len(blocks) % 2 == 0 and step <= backend.CACHE_BLOCK_BYTES // 70_000
+    assert [sum(stop - start for start, stop in part) for part in parts] == [50, 50]
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 3000)
+    # a job below MIN_SPLIT_BYTES stays on the calling thread, in cache-sized blocks
+    step, parts = parallel.sample_blocks(10, 1000)
+    assert len(parts) == 1 and step == 3
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "1")
+    assert len(parallel.sample_blocks(100, 70_000)[1]) == 1
+
+
+def test_default_threads_follow_blas_once_its_workers_are_quiet(monkeypatch):
+    """Without SHENJING_NUM_THREADS the pool has BLAS's thread count, but only where OpenBLAS's
+    idle workers were made to stop spinning soon (else they would take a core from the pool)."""
     if not parallel._available():
         pytest.skip("this BLAS has no thread-count control")
-    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
-    before = parallel._state["get"]()
-    parallel.run(lambda part: None, [1, 2, 3])
-    with pytest.raises(ZeroDivisionError):
-        parallel.run(lambda part: 1 / 0, [1, 2, 3])
-    assert parallel._state["get"]() == before
+    monkeypatch.delenv("SHENJING_NUM_THREADS", raising=False)
+    assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ or parallel._state["quiet"] is not None
+    if parallel._state["quiet"]:
+        assert parallel.threads() == max(1, parallel._state["get"]())
+    monkeypatch.setitem(parallel._state, "quiet", False)
+    assert parallel.threads() == 1
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "3")
+    assert parallel.threads() == 3
 
 
 @pytest.mark.parametrize("channels", [1, 6])
@@ -34,6 +75,7 @@ def test_threaded_convolution_equals_one_thread(channels, monkeypatch):
     arrays = [rng.standard_normal((7, 9, 8, channels)), rng.standard_normal((3, 3, channels, 5)),
               rng.standard_normal(5)]
     monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)  # one sample per block
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)  # split even this small job
 
     def run():
         x, k, b = [Tensor(a.copy(), requires_grad=True) for a in arrays]
@@ -54,6 +96,7 @@ def test_threaded_pooling_equals_one_thread(op, kwargs, monkeypatch):
     x0 = np.random.default_rng(6).standard_normal((7, 9, 8, 3))
     g = None
     monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
 
     def run():
         nonlocal g

@@ -260,13 +260,12 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     taps, k_size = kh * kw, kh * kw * cg
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
-    step = B.block_rows(pixels * k_size * dtype.itemsize, n)
+    step, parts = parallel.sample_blocks(n, pixels * k_size * dtype.itemsize)
     narrow = cg <= NARROW_CHANNELS
     # narrow convolutions copy whole rows in NumPy as fast as a compiled loop does (measured): no kernels
     compiled = None if narrow or xpad.dtype != dtype else jit.kernels("conv", xpad)
     if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
-    blocks = [(start, min(start + step, n)) for start in range(0, n, step)]
     geometry = (kh, kw, sh, sw, dh, dw, ho, wo)
 
     def new_columns():
@@ -303,7 +302,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             if act is not None:
                 act[0](rows)
 
-    parallel.run(forward_part, blocks)
+    parallel.run(forward_part, parts)
     (pt, _), (pl, _) = pads
     h, w = x.shape[1], x.shape[2]
 
@@ -352,7 +351,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                     target[:, _tap(i, dh, sh, ho), _tap(j, dw, sw, wo)] += block.reshape(stop - start, ho, wo, cg)
             return dk, db
 
-        partials = parallel.run(backward_part, blocks)
+        partials = parallel.run(backward_part, parts)
         dk = sum(p[0] for p in partials) if need_k else None
         db = sum(p[1] for p in partials) if need_b else None
         dx = None
@@ -602,30 +601,39 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
     pad_shape = xpad.shape
     # the kernels vectorise over the channels: below 16 NumPy's whole-batch slices are faster (measured)
     compiled = jit.kernels("conv", xpad) if c >= 16 else None
+    # blocks of samples, spread over the threads (NumPy's loops and the kernels use one core each)
+    parts = [[slice(start, stop) for start, stop in part] for part in parallel.sample_blocks(n, xpad[0].nbytes)[1]]
     if compiled is not None:
         inv_count = None
         if kind == "avg":
             inv_count = 1 / xp.broadcast_to(count, (1, ho, wo, 1))[0, :, :, 0]  # (Ho, Wo), the input's dtype
-            compiled.avg_pool(xpad, kh, kw, sh, sw, inv_count, out)
-        else:
-            compiled.max_pool(xpad, kh, kw, sh, sw, out)
+
+        def compiled_forward(part):
+            for s in part:
+                if kind == "avg":
+                    compiled.avg_pool(xpad[s], kh, kw, sh, sw, inv_count, out[s])
+                else:
+                    compiled.max_pool(xpad[s], kh, kw, sh, sw, out[s])
+
+        parallel.run(compiled_forward, parts)
 
         def backward(g):
             gd = xp.ascontiguousarray(_to_nhwc(g, rank, data_format))
             if gd.dtype != out.dtype:
                 gd = gd.astype(out.dtype)
             buf = xp.empty(pad_shape, dtype=out.dtype)
-            if kind == "max":
-                compiled.max_pool_grad(xpad, out, gd, kh, kw, sh, sw, buf)
-            else:
-                compiled.avg_pool_grad(gd, kh, kw, sh, sw, inv_count, buf)
+
+            def compiled_backward(part):
+                for s in part:
+                    if kind == "max":
+                        compiled.max_pool_grad(xpad[s], out[s], gd[s], kh, kw, sh, sw, buf[s])
+                    else:
+                        compiled.avg_pool_grad(gd[s], kh, kw, sh, sw, inv_count, buf[s])
+
+            parallel.run(compiled_backward, parts)
             return (_from_nhwc(buf[:, pt:pt + h, pl:pl + w, :], rank, data_format),)
 
         return make(_from_nhwc(out, rank, data_format), (x,), backward)
-
-    # blocks of samples, spread over the threads (NumPy's loops use one core each)
-    step = B.block_rows(xpad[0].nbytes, n)
-    blocks = [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
     def tap_view(a, t, samples):
         i, j = divmod(t, kw)
@@ -643,7 +651,7 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
             if kind == "avg":
                 o /= count
 
-    parallel.run(forward_part, blocks)
+    parallel.run(forward_part, parts)
     result = _from_nhwc(out, rank, data_format)
     disjoint = sh >= kh and sw >= kw  # every input pixel in at most one window
 
@@ -676,7 +684,7 @@ def _pool(x, rank, kind, pool_size, strides, padding, data_format):
                     else:
                         target += share
 
-        parallel.run(backward_part, blocks)
+        parallel.run(backward_part, parts)
         return (_from_nhwc(buf[:, pt:pt + h, pl:pl + w, :], rank, data_format),)
 
     return make(result, (x,), backward)

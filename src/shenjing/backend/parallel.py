@@ -1,18 +1,27 @@
 """Thread-parallel blocks, for the work NumPy runs on one core.
 
 Only NumPy's BLAS calls use several cores; its copies and elementwise loops use one. Where an
-op's work splits into independent blocks of samples (the cache-blocked convolution), :func:`run`
-hands contiguous runs of blocks to a pool of threads — NumPy releases the GIL inside its loops —
-and BLAS is single-threaded meanwhile (``openblas_set_num_threads_local`` — in a pthreads OpenBLAS
-a process-wide setting, so it is set around the parallel region and restored after it — or MKL's
-``mkl_set_num_threads_local``), so that the copies and elementwise work use every core that the
-matmuls use, without oversubscribing them.
+op's work splits into independent blocks of samples (the cache-blocked convolution, pooling),
+:func:`run` hands contiguous runs of blocks to a pool of threads — NumPy and the compiled kernels
+release the GIL inside their loops — and BLAS is single-threaded meanwhile
+(``openblas_set_num_threads_local`` — in a pthreads OpenBLAS a process-wide setting, so it is set
+around the parallel region and restored after it — or MKL's ``mkl_set_num_threads_local``), so that
+the copies and elementwise work use every core that the matmuls use, without oversubscribing them.
 
-Opt-in: ``SHENJING_NUM_THREADS=N`` gives the pool N threads. Without it — and where the BLAS offers
-no thread-count control, or on a GPU — the blocks run one after another on the calling thread.
-It is off by default because on the 2-core benchmark machine it did not pay: mnist_cnn training
-took 150 ms a step with 2 threads against 125 ms with one thread and 2-thread BLAS (OpenBLAS's
-idle pool threads spin for a while after each call and take the second core from the worker).
+How many threads (:func:`threads`):
+
+- ``SHENJING_NUM_THREADS=N`` gives the pool N threads (1 turns it off);
+- otherwise, with NumPy's OpenBLAS, as many as BLAS uses (``OPENBLAS_NUM_THREADS``, threadpoolctl
+  …), once :func:`_quiet_blas` has shortened how long OpenBLAS's idle workers spin. By default they
+  busy-wait 2²⁸ cycles (≈ 0.1 s) after every call; during a parallel region that followed a BLAS
+  call they took the second core from the pool's worker, and mnist_cnn training took 124 ms a step
+  with 2 threads against 97 ms with one. With the spin cut to 2²² cycles (≈ 1.5 ms; long enough
+  that back-to-back small matmuls still find the workers awake, measured: the MLP and LSTM steps
+  are unchanged) the same step takes 78 ms, and mnist_cnn inference at batch 1000 goes from 242 to
+  172 ms;
+- 1 — the blocks run one after another on the calling thread — on a GPU, where the BLAS offers no
+  thread-count control, and where the spin could not be shortened (another BLAS, the user's own
+  ``OPENBLAS_THREAD_TIMEOUT`` above 22, or ``SHENJING_TUNE_BLAS=0``).
 """
 
 from __future__ import annotations
@@ -22,22 +31,27 @@ import os
 import threading
 
 _lock = threading.Lock()
-_state = {"probed": False, "set_local": None, "get": None, "pool": None, "threads": None}
+_state = {"probed": False, "set_local": None, "get": None, "quiet": False, "pool": None, "threads": None}
 
 _SET_LOCAL = ("openblas_set_num_threads_local", "mkl_set_num_threads_local")
 _GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
         "MKL_Get_Max_Threads")
 
+SPIN_LOG2 = 22
+"""OpenBLAS's idle workers spin for 2**SPIN_LOG2 CPU cycles after a call before they sleep (its
+``OPENBLAS_THREAD_TIMEOUT``; the library's default is 28)."""
+
 
 def _probe() -> None:
-    """Find the loaded BLAS library's per-thread and global thread-count functions."""
+    """Find the loaded BLAS library's per-thread and global thread-count functions (NumPy's own
+    library first, where a process has several), and quiet its idle workers."""
     _state["probed"] = True
     try:
         with open("/proc/self/maps") as f:
             paths = {line.split()[-1] for line in f if "blas" in line.lower() or "mkl" in line.lower()}
     except OSError:  # not Linux
         return
-    for path in sorted(paths):
+    for path in sorted(paths, key=lambda p: ("numpy" not in p, p)):
         if not os.path.isfile(path):
             continue
         try:
@@ -50,19 +64,44 @@ def _probe() -> None:
             set_local.restype = get.restype = ctypes.c_int
             set_local.argtypes = [ctypes.c_int]
             _state["set_local"], _state["get"] = set_local, get
+            _state["quiet"] = _quiet_blas(lib)
             return
+
+
+def _quiet_blas(lib) -> bool:
+    """Shorten the spin of an OpenBLAS's idle workers to 2**SPIN_LOG2 cycles; returns whether it is
+    that short (or shorter: the user's own ``OPENBLAS_THREAD_TIMEOUT``).
+
+    OpenBLAS reads the timeout from the environment when it starts its workers, so it is set in the
+    environment for the moment of ``openblas_read_env()`` and the running workers are stopped
+    (``blas_thread_shutdown_``, what OpenBLAS itself does before a ``fork``); the next BLAS call
+    starts them again with the new timeout. Nothing is left in ``os.environ``.
+    """
+    names = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
+    if not all(hasattr(lib, name) for name in names):
+        return False  # MKL, or an OpenBLAS without these entry points
+    lib.openblas_thread_timeout.restype = ctypes.c_int
+    if "OPENBLAS_THREAD_TIMEOUT" in os.environ or os.environ.get("SHENJING_TUNE_BLAS", "1") == "0":
+        return 0 < lib.openblas_thread_timeout() <= SPIN_LOG2
+    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(SPIN_LOG2)
+    try:
+        lib.openblas_read_env()
+    finally:
+        del os.environ["OPENBLAS_THREAD_TIMEOUT"]
+    lib.blas_thread_shutdown_()
+    return lib.openblas_thread_timeout() == SPIN_LOG2
 
 
 def threads() -> int:
     """How many threads :func:`run` spreads blocks over (1: it runs them on the calling thread)."""
-    override = os.environ.get("SHENJING_NUM_THREADS")
-    if not override:
-        return 1
     from . import xp
 
     if xp.__name__ != "numpy" or not _available():
         return 1
-    return max(1, int(override))
+    override = os.environ.get("SHENJING_NUM_THREADS")
+    if override:
+        return max(1, int(override))
+    return max(1, _state["get"]()) if _state["quiet"] else 1
 
 
 def _available() -> bool:
@@ -71,6 +110,41 @@ def _available() -> bool:
             if not _state["probed"]:
                 _probe()
     return _state["set_local"] is not None
+
+
+MIN_SPLIT_BYTES = 1 << 20
+"""Work whose working set is smaller than this is not split over threads: handing a part to a
+thread and waiting for it costs tens of microseconds, as much as such a job takes."""
+
+
+def sample_blocks(n: int, bytes_per_sample: int) -> tuple[int, list]:
+    """``(step, parts)``: ``n`` samples in blocks ``(start, stop)`` of at most ``step`` samples,
+    each block's working set within the cache (``B.block_rows``), grouped into one contiguous run
+    of blocks per thread for :func:`run`. Only a job worth splitting (:data:`MIN_SPLIT_BYTES`) gets
+    more than one part; then the blocks are as many as a multiple of the parts, of near-equal size,
+    so that every thread gets the same share of the work."""
+    from . import block_rows
+
+    step = block_rows(bytes_per_sample, n)
+    parts = min(threads(), n) if n * bytes_per_sample >= MIN_SPLIT_BYTES else 1
+    if parts > 1:
+        count = -(-n // step)
+        count = min(n, -(-count // parts) * parts)
+        step = -(-n // count)
+    return step, split([(start, min(start + step, n)) for start in range(0, n, step)], parts)
+
+
+def split(blocks: list, parts: int) -> list:
+    """``blocks`` in ``parts`` contiguous runs whose lengths differ by at most one (fewer, if there
+    are fewer blocks)."""
+    parts = max(1, min(parts, len(blocks)))
+    size, extra = divmod(len(blocks), parts)
+    runs, start = [], 0
+    for i in range(parts):
+        stop = start + size + (1 if i < extra else 0)
+        runs.append(blocks[start:stop])
+        start = stop
+    return runs
 
 
 def _pool(n: int):
@@ -86,25 +160,19 @@ def _pool(n: int):
     return pool
 
 
-def run(work, blocks: list) -> list:
-    """``work(part)`` for contiguous parts of ``blocks``, one part per thread, in parallel when more
-    than one thread and more than one block; returns the results in order (one per part).
+def run(work, parts: list) -> list:
+    """``work(part)`` for each of ``parts`` (from :func:`sample_blocks` or :func:`split`), one part
+    per thread — the calling thread takes the first — with BLAS single-threaded meanwhile; returns
+    the results in order. One part runs on the calling thread alone.
 
     ``work`` must only write to places no other part writes to (its own buffers and output rows).
     """
-    n = min(threads(), len(blocks))
-    if n <= 1:
-        return [work(blocks)]
-    size, extra = divmod(len(blocks), n)
-    parts, start = [], 0
-    for i in range(n):
-        stop = start + size + (1 if i < extra else 0)
-        parts.append(blocks[start:stop])
-        start = stop
+    if len(parts) <= 1 or not _available():
+        return [work(part) for part in parts]
     previous = _state["set_local"](1)
     try:
-        futures = [_pool(n - 1).submit(work, part) for part in parts[1:]]
-        first = work(parts[0])  # the calling thread does a share too
+        futures = [_pool(len(parts) - 1).submit(work, part) for part in parts[1:]]
+        first = work(parts[0])
         return [first] + [f.result() for f in futures]
     finally:
         _state["set_local"](previous)
