@@ -111,3 +111,4 @@ def test_threaded_pooling_equals_one_thread(op, kwargs, monkeypatch):
     monkeypatch.setenv("SHENJING_NUM_THREADS", "3")
     for got, want in zip(run(), one):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+

@@ -268,9 +268,15 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
     geometry = (kh, kw, sh, sw, dh, dw, ho, wo)
 
-    def new_columns():
-        """A column buffer for one thread's blocks (transposed, (kh·kw·C, rows), when narrow)."""
-        return xp.empty((k_size, step * pixels) if narrow else (step * pixels, k_size), dtype=dtype)
+    def new_columns(ones_row=False):
+        """A column buffer for one thread's blocks (transposed, (kh·kw·C, rows), when narrow). With
+        ``ones_row`` (narrow only) one more row of ones: ``cols · g`` then ends with the bias gradient."""
+        if not narrow:
+            return xp.empty((step * pixels, k_size), dtype=dtype)
+        cols = xp.empty((k_size + ones_row, step * pixels), dtype=dtype)
+        if ones_row:
+            cols[k_size] = 1
+        return cols
 
     def fill_columns(cols, start, stop):
         """The column matrix (rows, kh·kw·C) of samples start:stop, built in ``cols`` (a transposed
@@ -279,7 +285,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             compiled.im2col(xpad, start, stop, *geometry, cols)
             return cols[:(stop - start) * pixels]
         if narrow:
-            block = cols[:, :(stop - start) * pixels]
+            block = cols[:k_size, :(stop - start) * pixels]
             per_tap = block.reshape(taps, cg, stop - start, ho, wo)
             for t in range(taps):
                 i, j = divmod(t, kw)
@@ -309,35 +315,44 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     def backward(g):
         g = xp.ascontiguousarray(g)
         if need_x:  # narrow: col2im in the channel-major layout, long contiguous rows again
-            dpad = xp.zeros((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)
+            dpad = xp.empty((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)  # zeroed block by block
             k_taps = (None if narrow or compiled is not None
                       else xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1)))
 
         def backward_part(part):
             """This part's blocks: their dx rows written, (dkernel, dbias) partial sums returned."""
-            dk = xp.zeros((k_size, f), dtype=dtype) if need_k else None
-            db = xp.zeros(f, dtype=dtype) if need_b else None
-            ones = xp.ones(step * pixels, dtype=dtype) if need_b else None
-            cols = new_columns()
+            # narrow: the bias gradient comes with dkernel's matmul, from a row of ones under the columns
+            joint = narrow and need_k and need_b
+            dk = xp.zeros((k_size + joint, f), dtype=dtype) if need_k else None
+            db = xp.zeros(f, dtype=dtype) if need_b and not joint else None
+            ones = xp.ones(step * pixels, dtype=dtype) if db is not None else None
+            cols = new_columns(ones_row=joint)
             tap_rows = xp.empty((step * pixels, cg), dtype=dtype) if need_x and k_taps is not None else None
             act_rows = xp.empty((step * pixels, f), dtype=dtype) if act is not None else None
             for start, stop in part:
                 gz = g[start:stop].reshape(-1, f)
                 if act is not None:
                     gz = act[1](gz, out[start:stop].reshape(-1, f), act_rows[:len(gz)])
-                if need_b:
+                if db is not None:
                     db += ones[:len(gz)] @ gz
-                if need_k:
+                if joint:
+                    fill_columns(cols, start, stop)
+                    dk += cols[:, :len(gz)] @ gz
+                elif need_k:
                     dk += fill_columns(cols, start, stop).T @ gz
                 if not need_x:
                     continue
+                if narrow:
+                    dpad[:, start:stop] = 0
+                else:
+                    dpad[start:stop] = 0
                 # col2im: each tap's block g · kernel[i, j]ᵀ added onto the pixels that tap read
                 if compiled is not None:  # all taps in one matmul, scattered by the compiled kernel
                     block = xp.matmul(gz, k_mat.T, out=cols[:len(gz)])
                     compiled.col2im_add(block, start, stop, *geometry, dpad)
                     continue
                 if narrow:
-                    block = xp.matmul(k_mat, gz.T, out=cols[:, :len(gz)])  # (taps·C, rows)
+                    block = xp.matmul(k_mat, gz.T, out=cols[:k_size, :len(gz)])  # (taps·C, rows)
                     per_tap = block.reshape(taps, cg, stop - start, ho, wo)
                     for t in range(taps):
                         i, j = divmod(t, kw)
@@ -353,7 +368,9 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
 
         partials = parallel.run(backward_part, parts)
         dk = sum(p[0] for p in partials) if need_k else None
-        db = sum(p[1] for p in partials) if need_b else None
+        db = sum(p[1] for p in partials) if need_b and not (narrow and need_k) else None
+        if narrow and need_k and need_b:
+            dk, db = dk[:k_size], dk[k_size]
         dx = None
         if need_x:
             dx = dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if narrow else dpad[:, pt:pt + h, pl:pl + w, :]
