@@ -54,6 +54,7 @@ def test_usable_needs_contiguous_arrays_of_one_compiled_dtype():
     assert not jit.usable(a, a.astype(np.float64))
     assert not jit.usable(a.T)
     assert not jit.usable(a.astype(np.float16))
+    assert not jit.usable(np.zeros((), np.float32))  # numba would see a scalar
 
 
 def test_import_shenjing_does_not_import_numba():
@@ -155,9 +156,9 @@ def test_float16_takes_the_numpy_path():
 @needs_numba
 @pytest.mark.parametrize("name", ["relu", "tanh"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fused_activation_gradients_agree_with_numpy(name, dtype):
+@pytest.mark.parametrize("size", [9, 16391])
+def test_fused_activation_gradients_agree_with_numpy(name, dtype, size):
     rng = np.random.default_rng(2)
-    size = jit.MIN_ELEMENTS + 7  # large enough for the kernel
     g = rng.standard_normal(size).astype(dtype)
     out = rng.standard_normal(size).astype(dtype)
     out[:3] = 0
@@ -170,6 +171,49 @@ def test_fused_activation_gradients_agree_with_numpy(name, dtype):
     assert got.dtype == dtype
     np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
     np.testing.assert_allclose(got, ref, rtol=1e-6 if dtype == "float32" else 1e-14)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [8, 300, 70_001])
+def test_compiled_sigmoid_agrees_with_numpy_within_a_few_ulp(dtype, size, both_paths):
+    x = (np.random.default_rng(3).standard_normal(size) * 10).astype(dtype)
+    x[:6] = [0.0, -0.0, 100.0, -100.0, np.inf, -np.inf]
+    x[6] = np.nan
+    ref, got = both_paths(lambda: nn._sigmoid_array(x))
+    assert got.dtype == ref.dtype == dtype
+    np.testing.assert_array_equal(got[:7], [0.5, 0.5, 1.0, ref[3], 1.0, 0.0, np.nan])
+    assert 0 < got[3] < 1e-40 or dtype == "float32"  # e^-100 in float64, not 0
+    # the C library's exp against NumPy's SIMD exp: a few ulp apart at most
+    np.testing.assert_array_max_ulp(got, ref, maxulp=4)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("size", [4, jit.SMALL_ELEMENTS, jit.SMALL_ELEMENTS + 1, 5000])
+def test_compiled_sigmoid_cross_entropy_agrees_with_numpy(dtype, size, both_paths):
+    """The loss (a kernel up to SMALL_ELEMENTS, NumPy beyond) and its gradient (a kernel at any size)."""
+    rng = np.random.default_rng(8)
+    z0 = (rng.standard_normal((size, 1)) * 6).astype(dtype)
+    z0[:4, 0] = [0.0, 40.0, -40.0, 1e-8]
+    y0 = (rng.random((size, 1)) > 0.5).astype(dtype)
+    g0 = rng.standard_normal((size, 1)).astype(dtype)
+
+    def run():
+        z = Tensor(z0.copy(), requires_grad=True)
+        y = Tensor(y0.copy(), requires_grad=True)
+        out = nn.sigmoid_binary_cross_entropy(z, y)
+        out.backward(g0)
+        return out.data, z.grad, y.grad
+
+    (loss_ref, gz_ref, gy_ref), (loss, gz, gy) = both_paths(run)
+    assert loss.dtype == gz.dtype == dtype
+    np.testing.assert_array_max_ulp(loss, loss_ref, maxulp=4)
+    np.testing.assert_allclose(gz, gz_ref, rtol=1e-6 if dtype == "float32" else 1e-14,
+                               atol=1e-7 if dtype == "float32" else 1e-16)
+    np.testing.assert_array_equal(gy, gy_ref)
+    # z = 40: the loss is e^-40 (y = 1) or 40 + e^-40 (y = 0), not 0 and not overflowed
+    assert loss[1, 0] == (pytest.approx(np.exp(-40.0), rel=1e-5) if y0[1, 0] == 1 else 40.0)
 
 
 # ------------------------------------------------------------------------------ optimizers
@@ -191,7 +235,7 @@ def _adam_run(steps, grads, m0=None):
 
 @needs_numba
 def test_compiled_adam_is_the_numpy_rule_bit_for_bit(both_paths):
-    size = jit.MIN_ELEMENTS + 3
+    size = 16387
     grads = np.random.default_rng(4).standard_normal((5, size)).astype(np.float32)
     (w_ref, m_ref, v_ref), (w, m, v) = both_paths(lambda: _adam_run(7, grads))
     np.testing.assert_array_equal(w, w_ref)
@@ -205,7 +249,7 @@ def test_compiled_adam_flushes_vanishing_moments_to_zero(both_paths):
     the floor instead of running into the (slow) subnormal range; the weights do not notice."""
     from shenjing.optimizers.rules import MOMENT_FLOOR
 
-    size = jit.MIN_ELEMENTS
+    size = 16384
     grads = np.zeros((1, size), np.float32)
     m0 = np.full(size, 1e-29, np.float32)
     (w_ref, m_ref, _), (w, m, _) = both_paths(lambda: _adam_run(60, grads, m0))

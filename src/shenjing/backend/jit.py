@@ -32,9 +32,10 @@ _state: dict = {"numba": None, "override": None, "modules": {}}
 JIT_DTYPES = ("float32", "float64")
 """The dtypes the kernels are compiled for; arrays of any other dtype take the NumPy path."""
 
-MIN_ELEMENTS = 16384
-"""Below this many elements an elementwise job stays with NumPy: starting the kernel's threads
-would cost more than the work."""
+SMALL_ELEMENTS = 256
+"""Kernels that call the C library's ``log1p`` once per element (the sigmoid cross-entropy) serve
+arrays up to this size only: beyond it NumPy's SIMD ``log1p`` outruns them (measured crossover near
+300 float32 elements), while below it NumPy's cost is its eight ufunc calls."""
 
 
 def numba_available() -> bool:
@@ -82,6 +83,7 @@ _DTYPE_CHARS = "fd"  # JIT_DTYPES as type codes (``dtype.name`` is a slow Python
 
 
 def usable(*arrays) -> bool:
-    """Whether every array is C-contiguous with one dtype the kernels are compiled for."""
+    """Whether every array is C-contiguous, not 0-d (numba takes those for scalars), with one dtype
+    the kernels are compiled for."""
     dtype = arrays[0].dtype
-    return dtype.char in _DTYPE_CHARS and all(a.dtype == dtype and a.flags.c_contiguous for a in arrays)
+    return dtype.char in _DTYPE_CHARS and all(a.dtype == dtype and a.ndim and a.flags.c_contiguous for a in arrays)

@@ -274,7 +274,7 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         slots = [self._slot("m", index), self._slot("v", index)]
-        compiled = None if self.amsgrad or w.size < jit.MIN_ELEMENTS else jit.kernels("optim", w, g, *slots)
+        compiled = None if self.amsgrad else jit.kernels("optim", w, g, *slots)
         if compiled is not None:  # the same operations fused into one pass
             scalar = w.dtype.type
             compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps),

@@ -1,9 +1,16 @@
-"""Compiled elementwise kernels: one pass over memory, spread over the cores. The NumPy twins are
-the fused activations of ``shenjing.autodiff.nn``."""
+"""Compiled elementwise kernels: one pass over memory, one call. The NumPy twins are the fused
+activations, the sigmoid and the sigmoid cross-entropy of ``shenjing.autodiff.nn``.
+
+The kernels without a transcendental (the activation gradients) give NumPy's numbers bit for bit.
+Those with one (:func:`sigmoid`, :func:`sigmoid_bce`, :func:`sigmoid_bce_grad`) call the C library's
+``exp``/``log1p`` once per element, which may differ from NumPy's SIMD versions in the last bit and
+are slower on long arrays: they serve small arrays only (``jit.SMALL_ELEMENTS``), where NumPy's cost
+is the eight or nine ufunc calls of the stable formula, not the arithmetic."""
 
 from __future__ import annotations
 
 import numba as nb
+import numpy as np
 
 from . import JIT_OPTIONS as _JIT
 
@@ -24,3 +31,35 @@ def tanh_grad(g, out, res):
     one = g.dtype.type(1)
     for k in range(r1.size):
         r1[k] = g1[k] * (one - o1[k] * o1[k])
+
+
+@nb.njit(**_JIT)
+def sigmoid(x, out):
+    """out = σ(x), stably: 1 / (1 + e) for x ≥ 0, else e / (1 + e), with e = exp(−|x|)."""
+    x1, o1 = x.reshape(-1), out.reshape(-1)
+    one = x.dtype.type(1)
+    for k in range(x1.size):
+        v = x1[k]
+        e = np.exp(-abs(v))
+        o1[k] = one / (one + e) if v >= 0 else e / (one + e)
+
+
+@nb.njit(**_JIT)
+def sigmoid_bce(z, y, out):
+    """out = max(z, 0) − z·y + log1p(exp(−|z|)): the binary cross-entropy of σ(z) against y."""
+    z1, y1, o1 = z.reshape(-1), y.reshape(-1), out.reshape(-1)
+    zero = z.dtype.type(0)
+    for k in range(z1.size):
+        v = z1[k]
+        o1[k] = max(v, zero) - v * y1[k] + np.log1p(np.exp(-abs(v)))
+
+
+@nb.njit(**_JIT)
+def sigmoid_bce_grad(g, z, y, out):
+    """out = g · (σ(z) − y): the gradient of :func:`sigmoid_bce` with respect to z."""
+    g1, z1, y1, o1 = g.reshape(-1), z.reshape(-1), y.reshape(-1), out.reshape(-1)
+    one = z.dtype.type(1)
+    for k in range(z1.size):
+        v = z1[k]
+        e = np.exp(-abs(v))
+        o1[k] = g1[k] * ((one / (one + e) if v >= 0 else e / (one + e)) - y1[k])
