@@ -52,6 +52,10 @@ def main(argv=None) -> None:
     result["pools"] = pools()
     if torch is not None:
         result["torch threads"] = torch.get_num_threads()
+    if args.framework == "shenjing" and args.mode != "memory":
+        from shenjing.backend import parallel
+        result["pools"].append(f"shenjing's block pool: {parallel.threads()} threads"
+                               + ("" if parallel._state["quiet"] else " (OpenBLAS spin not shortened)"))
     print("RESULT " + json.dumps(result), flush=True)
 
 
