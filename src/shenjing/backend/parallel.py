@@ -75,7 +75,9 @@ def _quiet_blas(lib) -> bool:
     OpenBLAS reads the timeout from the environment when it starts its workers, so it is set in the
     environment for the moment of ``openblas_read_env()`` and the running workers are stopped
     (``blas_thread_shutdown_``, what OpenBLAS itself does before a ``fork``); the next BLAS call
-    starts them again with the new timeout. Nothing is left in ``os.environ``.
+    starts them again with the new timeout. Nothing is left in ``os.environ``. This happens once, at
+    the first convolution or pooling op; a BLAS call running at that very moment in another thread of
+    the program would race with the restart (``SHENJING_TUNE_BLAS=0`` leaves OpenBLAS alone).
     """
     names = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
     if not all(hasattr(lib, name) for name in names):
