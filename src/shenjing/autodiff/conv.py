@@ -318,11 +318,11 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             dpad = xp.empty((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)  # zeroed block by block
             k_taps = (None if narrow or compiled is not None
                       else xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1)))
+        # narrow: the bias gradient comes with dkernel's matmul, from a row of ones under the columns
+        joint = narrow and need_k and need_b
 
         def backward_part(part):
             """This part's blocks: their dx rows written, (dkernel, dbias) partial sums returned."""
-            # narrow: the bias gradient comes with dkernel's matmul, from a row of ones under the columns
-            joint = narrow and need_k and need_b
             dk = xp.zeros((k_size + joint, f), dtype=dtype) if need_k else None
             db = xp.zeros(f, dtype=dtype) if need_b and not joint else None
             ones = xp.ones(step * pixels, dtype=dtype) if db is not None else None
@@ -368,8 +368,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
 
         partials = parallel.run(backward_part, parts)
         dk = sum(p[0] for p in partials) if need_k else None
-        db = sum(p[1] for p in partials) if need_b and not (narrow and need_k) else None
-        if narrow and need_k and need_b:
+        db = sum(p[1] for p in partials) if need_b and not joint else None
+        if joint:
             dk, db = dk[:k_size], dk[k_size]
         dx = None
         if need_x:

@@ -327,8 +327,7 @@ def sigmoid_binary_cross_entropy(logits, labels) -> Tensor:
     z, y = _t(logits), _t(labels)
     xp = B.xp
     y_data = y.data.astype(z.dtype, copy=False)
-    same = y_data.shape == z.shape
-    kernels = jit.kernels("elementwise", z.data, y_data) if same else None
+    kernels = jit.kernels("elementwise", z.data, y_data) if y_data.shape == z.shape else None
     if kernels is not None and z.data.size <= jit.SMALL_ELEMENTS:
         out = xp.empty_like(z.data)
         kernels.sigmoid_bce(z.data, y_data, out)

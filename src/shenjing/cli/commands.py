@@ -29,6 +29,7 @@ import numpy
 from . import data as D
 from .common import (
     CLIError,
+    check_keys,
     default_model_path,
     describe_loss,
     load_model_file,
@@ -132,13 +133,20 @@ def _callbacks(specs) -> list:
 
 
 # ------------------------------------------------------------------------------------------- train
+def _section(config: dict, name: str, what: str, allowed: set, shown: set | None = None) -> dict:
+    """A copy of the mapping ``config[name]`` ({} when absent), its keys checked against ``allowed``."""
+    section = config.get(name) or {}
+    if not isinstance(section, dict):
+        raise CLIError(f"'{name}' must be a mapping ({what})")
+    check_keys(section, allowed, name, shown)
+    return dict(section)
+
+
 def train(config_path, output=None, epochs=None, verbose=1, seed=None, plot=True) -> int:
     from ..utils import set_random_seed
 
     config = read_config(config_path)
-    unknown = sorted(set(config) - TOP_KEYS)
-    if unknown:
-        raise CLIError(f"{config_path}: unknown key(s) {unknown}; expected some of {sorted(TOP_KEYS)}")
+    check_keys(config, TOP_KEYS, config_path)
     base_dir = os.path.dirname(os.path.abspath(config_path))
     stem = os.path.splitext(os.path.basename(config_path))[0]
     seed = seed if seed is not None else config.get("seed", 1)
@@ -149,23 +157,13 @@ def train(config_path, output=None, epochs=None, verbose=1, seed=None, plot=True
     if "dataset" not in config:
         raise CLIError(f"{config_path}: the config has no 'dataset' (e.g. \"mnist_sample\" or {{\"csv\": \"data.csv\", "
                        f"\"target\": \"column\"}})")
-    compile_args = config.get("compile") or {}
-    if not isinstance(compile_args, dict):
-        raise CLIError("'compile' must be a mapping (optimizer, loss, metrics)")
-    unknown = sorted(set(compile_args) - COMPILE_KEYS)
-    if unknown:
-        raise CLIError(f"compile: unknown key(s) {unknown}; expected some of {sorted(COMPILE_KEYS)}")
+    compile_args = _section(config, "compile", "optimizer, loss, metrics", COMPILE_KEYS)
     data = _load_training_data(config["dataset"], base_dir, seed, describe_loss(compile_args.get("loss")))
     compile_args = dict(_default_compile(data), **compile_args)
 
     model = build_model(config, stem)
-    fit_args = config.get("fit") or {}
-    if not isinstance(fit_args, dict):
-        raise CLIError("'fit' must be a mapping (epochs, batch_size, validation_split, ...)")
-    unknown = sorted(set(fit_args) - FIT_KEYS)
-    if unknown:
-        raise CLIError(f"fit: unknown key(s) {unknown}; expected some of {sorted(FIT_KEYS - {'nb_epoch'})}")
-    fit_args = dict(fit_args)
+    fit_args = _section(config, "fit", "epochs, batch_size, validation_split, ...", FIT_KEYS,
+                        shown=FIT_KEYS - {"nb_epoch"})
     if "nb_epoch" in fit_args:
         fit_args["epochs"] = fit_args.pop("nb_epoch")
     if epochs is not None:
@@ -229,7 +227,7 @@ def _load_training_data(spec, base_dir, seed, loss) -> D.Data:
     if isinstance(spec, dict) and "csv" in spec:
         allowed = {"csv", "target", "features", "columns", "task", "normalize", "shuffle", "test_split", "header",
                    "delimiter"}
-        D._check_keys(spec, allowed, "dataset (csv)")
+        check_keys(spec, allowed, "dataset (csv)")
         return D.load_csv(D.resolve_path(spec["csv"], base_dir), spec, seed=seed, loss=loss)
     return D.load_dataset(spec, base_dir, seed)
 

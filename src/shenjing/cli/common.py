@@ -18,6 +18,15 @@ class CLIError(Exception):
     """A problem with the command's input: printed as ``shenjing <command>: error: <message>``, exit status 1."""
 
 
+def check_keys(mapping: dict, allowed: set, where: str, shown: set | None = None) -> None:
+    """Raise a CLIError naming the keys of ``mapping`` outside ``allowed``, listing ``shown`` (by default
+    ``allowed``) as the expected ones."""
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        expected = sorted(allowed if shown is None else shown)
+        raise CLIError(f"{where}: unknown key(s) {unknown}; expected some of {expected}")
+
+
 def require_file(path, what: str) -> str:
     path = os.path.expanduser(os.fspath(path))
     if not os.path.exists(path):

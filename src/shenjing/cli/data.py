@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy
 
-from .common import CLIError, require_file
+from .common import CLIError, check_keys, require_file
 
 NAMED = ("mnist", "mnist_sample", "fashion_mnist", "tinyshakespeare")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -98,19 +98,13 @@ def load_dataset(spec, base_dir: str | None = None, seed: int = 0) -> Data:
     if "csv" in spec:
         allowed = {"csv", "target", "features", "columns", "task", "normalize", "shuffle", "test_split", "header",
                    "delimiter"}
-        _check_keys(spec, allowed, "dataset (csv)")
+        check_keys(spec, allowed, "dataset (csv)")
         return load_csv(resolve_path(spec["csv"], base_dir), spec, seed=seed)
     if "name" not in spec:
         raise CLIError(f"'dataset' needs 'name' (one of {', '.join(NAMED)}) or 'csv'; got keys {sorted(spec)}")
     allowed = {"name", "path", "seq_len", "step", "max_chars"}
-    _check_keys(spec, allowed, f"dataset {spec['name']!r}")
+    check_keys(spec, allowed, f"dataset {spec['name']!r}")
     return load_named(str(spec["name"]), spec, base_dir)
-
-
-def _check_keys(mapping: dict, allowed: set, where: str) -> None:
-    unknown = sorted(set(mapping) - set(allowed))
-    if unknown:
-        raise CLIError(f"{where}: unknown key(s) {unknown}; expected some of {sorted(allowed)}")
 
 
 # ---------------------------------------------------------------------------------------------- text
