@@ -55,3 +55,21 @@ def test_seeded_generators():
     first = backend.generator().random(2)
     backend.set_random_seed(9)
     assert np.array_equal(first, backend.generator().random(2))
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (5,), (3, 7), (2, 3, 4)])
+def test_random_bits_shape_and_reproducibility(shape):
+    bits = backend.random_bits(np.random.default_rng(1), shape)
+    assert bits.shape == shape and bits.dtype == np.uint16
+    np.testing.assert_array_equal(bits, backend.random_bits(np.random.default_rng(1), shape))
+
+
+def test_keep_mask_keeps_one_minus_rate():
+    assert backend.keep_threshold(0) == 0
+    assert backend.keep_threshold(0.25) == 16384
+    assert backend.keep_threshold(0.9999999) == 65535  # a rate just below 1 still keeps something
+    bits = backend.random_bits(np.random.default_rng(2), (400_000,))
+    assert abs(bits.mean() / 65535 - 0.5) < 0.002  # uniform over the 16 bits
+    for rate in (0.0, 0.1, 0.5, 0.8):
+        keep = backend.keep_mask(np.random.default_rng(3), (400_000,), rate)
+        assert keep.dtype == bool and abs(keep.mean() - (1 - rate)) < 0.003

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from shenjing import backend
-from shenjing.autodiff import Tensor, conv, nn
+from shenjing.autodiff import Tensor, conv, nn, ops
 from shenjing.backend import jit
 
 needs_numba = pytest.mark.skipif(not jit.numba_available(), reason="numba is not installed")
@@ -256,3 +256,25 @@ def test_compiled_adam_flushes_vanishing_moments_to_zero(both_paths):
     floor = np.finfo(np.float32).tiny * MOMENT_FLOOR
     assert np.all(m == 0) and np.all(m_ref > 0) and np.all(m_ref < floor)
     np.testing.assert_array_equal(w, w_ref)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 7, 1000])
+def test_compiled_dropout_is_the_numpy_mask_bit_for_bit(dtype, size, both_paths):
+    x = np.random.default_rng(0).standard_normal(size).astype(dtype)
+    x[:3] = [np.nan, -0.0, np.inf][:size]
+    g = np.random.default_rng(1).standard_normal(size).astype(dtype)
+
+    def run():
+        t = Tensor(x, requires_grad=True)
+        with np.errstate(invalid="ignore"):  # inf · 0, as NumPy computes it
+            out = ops.dropout(t, 0.3, np.random.default_rng(4))
+            ops.sum(out * g).backward()
+        return out.data, t.grad
+
+    (out_np, grad_np), (out_jit, grad_jit) = both_paths(run)
+    for a, b in ((out_np, out_jit), (grad_np, grad_jit)):
+        assert a.dtype == b.dtype == dtype
+        np.testing.assert_array_equal(a, b)
+        assert np.array_equal(np.signbit(a), np.signbit(b))

@@ -209,6 +209,10 @@ case("pad-one-nested-pair-for-all", lambda a: ops.pad(a, [(2, 1)]), normal((2, 3
 case("dropout_mask_apply", lambda a: ops.dropout_mask_apply(a, np.array([[0.0, 2.0, 2.0, 0.0]] * 3)), normal((3, 4)))
 case("dropout_mask_apply-bool", lambda a: ops.dropout_mask_apply(a, np.arange(12).reshape(3, 4) % 3 == 0), normal((3, 4)))
 
+# a fresh generator of one seed per call: every evaluation of the gradient check draws the same mask
+case("dropout", lambda a: ops.dropout(a, 0.4, np.random.default_rng(3)), normal((3, 5)))
+case("dropout-noise-shape", lambda a: ops.dropout(a, 0.5, np.random.default_rng(3), (3, 1, 4)), normal((3, 2, 4)))
+
 # a composite: a small MLP with a softmax-free loss
 case("composite-mlp", lambda x, w1, b1, w2: ops.mean(ops.square(ops.matmul(nn.tanh(ops.linear(x, w1, b1)), w2))),
      normal((4, 3), (3, 5), (5,), (5, 2)))
@@ -400,3 +404,37 @@ def test_ops_without_grad_record_nothing():
     with no_grad():
         y = ops.exp(Tensor(np.ones(3), requires_grad=True))
     assert not y.requires_grad
+
+
+# --------------------------------------------------------------------------- dropout
+def test_dropout_zeroes_a_fraction_rate_and_scales_the_rest():
+    x = np.ones(200_000, np.float32)
+    out = ops.dropout(x, 0.3, np.random.default_rng(0)).data
+    assert out.dtype == np.float32
+    kept = out != 0
+    assert abs(kept.mean() - 0.7) < 0.005
+    assert np.all(out[kept] == np.float32(1 / 0.7))
+    assert abs(out.mean() - 1) < 0.01
+
+
+def test_dropout_gradient_is_the_forward_mask():
+    x = Tensor(np.random.default_rng(1).uniform(1, 2, (50, 40)), requires_grad=True)
+    out = ops.dropout(x, 0.5, np.random.default_rng(2))
+    ops.sum(out).backward()
+    np.testing.assert_array_equal(x.grad, out.data / x.data)
+
+
+def test_dropout_seeded_masks_repeat_and_noise_shape_shares_draws():
+    x = np.ones((4, 3, 3, 5))
+    a = ops.dropout(x, 0.5, np.random.default_rng(5), (4, 1, 1, 5)).data
+    b = ops.dropout(x, 0.5, np.random.default_rng(5), (4, 1, 1, 5)).data
+    np.testing.assert_array_equal(a, b)
+    assert np.all(a == a[:, :1, :1, :])  # one draw per sample and channel
+    assert 0 < (a == 0).mean() < 1
+
+
+def test_dropout_rejects_a_bad_rate_or_noise_shape():
+    with pytest.raises(ValueError, match="rate must be in"):
+        ops.dropout(np.ones(3), 1.0)
+    with pytest.raises(ValueError, match=r"noise_shape \(2, 3\) does not broadcast"):
+        ops.dropout(np.ones((2, 4)), 0.5, None, (2, 3))

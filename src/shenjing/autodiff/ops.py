@@ -13,6 +13,7 @@ import builtins
 import math
 
 from .. import backend as B
+from ..backend import jit
 from .tensor import Tensor, _as_data, make
 
 # --------------------------------------------------------------------------- helpers
@@ -610,6 +611,47 @@ def _pad_widths(pad_width, ndim):
     if len(widths) != ndim:
         raise ValueError(f"pad: expected {ndim} (before, after) pairs for a {ndim}-D input, got {pad_width!r}")
     return [pair(p) for p in widths]
+
+
+def dropout(a, rate: float, generator=None, noise_shape=None) -> Tensor:
+    """Inverted dropout, one node: each entry of ``a`` zeroed with probability ``rate``, the others
+    scaled by 1/(1 − rate), so that the expected output is ``a``.
+
+    ``generator``: the host random generator the mask is drawn from (the global one when None);
+    ``noise_shape``: the mask's shape, broadcast against ``a`` (size-1 axes share one draw: spatial
+    dropout), ``a``'s own shape when None. The mask is :func:`~shenjing.backend.random_bits` — 16
+    bits per entry, kept where at or above ``keep_threshold(rate)`` — and the backward keeps those
+    bits (2 bytes per entry) instead of a float mask. With the compiled path on and a full-size mask,
+    one kernel pass applies it forward and backward (``kernels.elementwise.dropout``); its NumPy twin
+    builds the mask ``keep · scale`` and multiplies.
+    """
+    a = _t(a)
+    if not 0 <= rate < 1:
+        raise ValueError(f"dropout: rate must be in [0, 1), got {rate!r}")
+    shape = tuple(a.shape) if noise_shape is None else tuple(int(s) for s in noise_shape)
+    if len(shape) != a.ndim or any(s not in (1, d) for s, d in zip(shape, a.shape)):
+        raise ValueError(f"dropout: noise_shape {shape} does not broadcast to the input's shape {tuple(a.shape)} "
+                         "(each axis must be 1 or the input's size)")
+    bits = B.random_bits(generator if generator is not None else B.rng(), shape)
+    threshold = B.keep_threshold(rate)
+    dtype = a.dtype if a.dtype.kind == "f" else B.xp.dtype(B.floatx())
+    data = a.data.astype(dtype, copy=False)
+    scale = dtype.type(1.0 / (1.0 - rate))
+    kernels = jit.kernels("elementwise", data) if shape == tuple(a.shape) else None
+    if kernels is not None:
+        out = B.xp.empty_like(data)
+        kernels.dropout(data, bits, threshold, scale, out)
+
+        def backward(g):
+            g = B.xp.ascontiguousarray(g, dtype=dtype)
+            res = B.xp.empty_like(g)
+            kernels.dropout(g, bits, threshold, scale, res)
+            return (res,)
+
+        return make(out, (a,), backward)
+    keep = B.asarray(bits) >= threshold
+    mask = keep * B.xp.asarray(scale, dtype=dtype)
+    return make(data * mask, (a,), lambda g: (g * mask,))
 
 
 def dropout_mask_apply(a, mask) -> Tensor:

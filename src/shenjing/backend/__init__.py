@@ -120,6 +120,34 @@ def generator(seed=None) -> numpy.random.Generator:
     return numpy.random.default_rng(seed)
 
 
+KEEP_BITS = 16
+"""Random bits per entry of a dropout mask (:func:`random_bits`): the keep probability is
+``1 − rate`` to within 2**-17, far below the mask's own sampling noise."""
+
+
+def random_bits(generator, shape) -> numpy.ndarray:
+    """:data:`KEEP_BITS` uniformly random bits per entry of ``shape``: a host uint16 array, four
+    entries per 64-bit draw of the generator's bit stream. Drawing dropout masks this way is about
+    four times faster than uniform float32 values (``generator.random`` takes 32 bits per entry)."""
+    shape = tuple(int(s) for s in shape)
+    size = 1
+    for s in shape:
+        size *= s
+    raw = generator.bit_generator.random_raw(-(-size // 4))
+    return raw.view(numpy.uint16)[:size].reshape(shape)
+
+
+def keep_threshold(rate: float) -> int:
+    """Entries of :func:`random_bits` at or above this value are kept: a fraction ``1 − rate``."""
+    return min(round(rate * (1 << KEEP_BITS)), (1 << KEEP_BITS) - 1)
+
+
+def keep_mask(generator, shape, rate: float) -> numpy.ndarray:
+    """A boolean host mask of ``shape``: True (keep) with probability ``1 − rate`` per entry — the
+    draw behind every dropout layer."""
+    return random_bits(generator, shape) >= keep_threshold(rate)
+
+
 def set_random_seed(seed: int) -> None:
     """Seed every random source shenjing uses, so that one call makes a run reproducible."""
     global _rng

@@ -204,7 +204,8 @@ class Dropout(Layer):
     """Zeroes a fraction ``rate`` of the inputs during training and scales the rest by 1/(1 − rate).
 
     Inactive in inference. ``noise_shape`` broadcasts one mask over axes of size 1;
-    ``seed`` makes the masks of this layer reproducible on its own.
+    ``seed`` makes the masks of this layer reproducible on its own. The mask is drawn from 16
+    random bits per entry and applied in one pass (``ops.dropout``).
     """
 
     supports_masking = True
@@ -220,18 +221,16 @@ class Dropout(Layer):
         self.seed = seed
         self._generator = None if seed is None else B.generator(seed)
 
-    def _mask(self, shape, dtype):
-        generator = self._generator or B.rng()
-        keep = B.asarray(generator.random(shape, dtype="float32") >= self.rate)
-        return keep * B.xp.asarray(1.0 / (1.0 - self.rate), dtype=dtype)  # one pass: bool × scale
-
     def call(self, inputs, training=None):
         if not training or self.rate == 0:
             return inputs
-        shape = tuple(inputs.shape)
+        noise_shape = None
         if self.noise_shape is not None:
-            shape = tuple(s if n is None else n for s, n in zip(shape, self.noise_shape))
-        return ops.dropout_mask_apply(inputs, self._mask(shape, inputs.dtype))
+            if len(self.noise_shape) != inputs.ndim:
+                raise ValueError(f"Dropout {self.name!r}: noise_shape {tuple(self.noise_shape)} must have one entry "
+                                 f"per input axis, got an input of shape {tuple(inputs.shape)}")
+            noise_shape = tuple(s if n is None else n for s, n in zip(inputs.shape, self.noise_shape))
+        return ops.dropout(inputs, self.rate, self._generator, noise_shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape

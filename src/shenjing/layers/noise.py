@@ -4,8 +4,9 @@
 The noise layers are active only in training (``training=True``) and return their input unchanged
 in inference. Their random numbers come from the global generator (``backend.rng()``, reseeded by
 ``set_random_seed``), or, with ``seed=``, from the layer's own generator (the same seed gives the
-same sequence of masks, whatever else draws random numbers). Masks and multiplicative noise are
-applied with ``ops.dropout_mask_apply`` (one node; the gradient is the mask times the upstream one).
+same sequence of masks, whatever else draws random numbers). Spatial dropout is ``ops.dropout``
+with a noise shape; the other masks and multiplicative noise are applied with
+``ops.dropout_mask_apply`` (one node; the gradient is the mask times the upstream one).
 """
 
 from __future__ import annotations
@@ -52,10 +53,6 @@ class _RandomLayer(Layer):
 
     def _rng(self):
         return self._generator or B.rng()
-
-    def _uniform(self, shape):
-        """Uniform [0, 1) float32 host values, moved to the backend."""
-        return B.asarray(self._rng().random(tuple(shape), dtype="float32"))
 
     def _normal(self, shape, dtype):
         """Standard normal values of ``dtype`` (drawn in float64 for float64, else float32)."""
@@ -150,7 +147,7 @@ class AlphaDropout(_RandomLayer):
         alpha_p = -nn.SELU_ALPHA * nn.SELU_SCALE
         a = ((1 - rate) * (1 + rate * alpha_p ** 2)) ** -0.5
         b = -a * alpha_p * rate
-        kept = (self._uniform(shape) >= rate).astype(inputs.dtype)
+        kept = B.asarray(B.keep_mask(self._rng(), shape, rate)).astype(inputs.dtype)
         scaled = ops.dropout_mask_apply(inputs, kept * a)
         return ops.add(scaled, ((1 - kept) * (a * alpha_p) + b).astype(inputs.dtype, copy=False))
 
@@ -208,9 +205,7 @@ class _SpatialDropout(_RandomLayer):
             noise_shape = (shape[0], shape[1]) + ones
         else:
             noise_shape = (shape[0],) + ones + (shape[-1],)
-        keep = self._uniform(noise_shape) >= self.rate
-        mask = keep.astype(inputs.dtype) * (1.0 / (1.0 - self.rate))
-        return ops.dropout_mask_apply(inputs, mask.astype(inputs.dtype, copy=False))
+        return ops.dropout(inputs, self.rate, self._rng(), noise_shape)
 
     def get_config(self) -> dict:
         return dict(super().get_config(), rate=self.rate, data_format=self.data_format, seed=self.seed)

@@ -161,7 +161,7 @@ class _Cell(Layer):
     def _draw(self, shape, dtype, rate):
         """A dropout mask: kept entries 1/(1 − rate), dropped ones 0."""
         generator = self._generator or B.rng()
-        keep = generator.random(tuple(shape)) >= rate
+        keep = B.keep_mask(generator, shape, rate)
         return B.asarray(keep / (1.0 - rate)).astype(dtype)
 
     def get_dropout_mask(self, inputs):

@@ -1,7 +1,8 @@
 """Compiled elementwise kernels: one pass over memory, one call. The NumPy twins are the fused
-activations, the sigmoid and the sigmoid cross-entropy of ``shenjing.autodiff.nn``.
+activations, the sigmoid and the sigmoid cross-entropy of ``shenjing.autodiff.nn``, and ``ops.dropout``'s
+mask product.
 
-The kernels without a transcendental (the activation gradients) give NumPy's numbers bit for bit.
+The kernels without a transcendental (the activation gradients, dropout) give NumPy's numbers bit for bit.
 Those with one (:func:`sigmoid`, :func:`sigmoid_bce`, :func:`sigmoid_bce_grad`) call the C library's
 ``exp``/``log1p`` once per element, which may differ from NumPy's SIMD versions in the last bit and
 are slower on long arrays: they serve small arrays only (``jit.SMALL_ELEMENTS``), where NumPy's cost
@@ -63,3 +64,13 @@ def sigmoid_bce_grad(g, z, y, out):
         v = z1[k]
         e = np.exp(-abs(v))
         o1[k] = g1[k] * ((one / (one + e) if v >= 0 else e / (one + e)) - y1[k])
+
+
+@nb.njit(**_JIT)
+def dropout(x, bits, threshold, scale, out):
+    """out = x · (scale if bits ≥ threshold else 0): an inverted-dropout mask applied without
+    building it (``bits`` uint16, the shape of ``x``; ``scale`` of x's dtype; out may be x)."""
+    x1, b1, o1 = x.reshape(-1), bits.reshape(-1), out.reshape(-1)
+    zero = x.dtype.type(0)
+    for k in range(o1.size):
+        o1[k] = x1[k] * (scale if b1[k] >= threshold else zero)  # x·0 keeps NumPy's NaN and −0
