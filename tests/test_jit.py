@@ -278,3 +278,25 @@ def test_compiled_dropout_is_the_numpy_mask_bit_for_bit(dtype, size, both_paths)
         assert a.dtype == b.dtype == dtype
         np.testing.assert_array_equal(a, b)
         assert np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (2, 3, 64)])
+def test_compiled_bias_relu_is_numpy_add_then_maximum(dtype, shape, both_paths):
+    a = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    a.reshape(-1)[:3] = [np.nan, -0.0, -np.inf][:a.size]
+    bias = np.random.default_rng(1).standard_normal(shape[-1:]).astype(dtype)
+    bias[0] = -0.0  # −0 + −0 is −0, whose relu is +0 (NumPy's maximum)
+
+    def run():
+        out = a.copy()
+        nn.FUSED_ACTIVATIONS["relu"][0](out, bias)
+        return out
+
+    numpy_out, compiled = both_paths(run)
+    np.testing.assert_array_equal(numpy_out, compiled)
+    assert np.array_equal(np.signbit(numpy_out), np.signbit(compiled))
+    expected = a + bias
+    np.maximum(expected, 0, out=expected)
+    np.testing.assert_array_equal(compiled, expected)

@@ -303,10 +303,10 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         for start, stop in part:
             rows = out[start:stop].reshape(-1, f)
             xp.matmul(fill_columns(cols, start, stop), k_mat, out=rows)
-            if bias is not None:
-                rows += bias
             if act is not None:
-                act[0](rows)
+                act[0](rows, bias)
+            elif bias is not None:
+                rows += bias
 
     parallel.run(forward_part, parts)
     (pt, _), (pl, _) = pads
@@ -393,10 +393,10 @@ def _grouped_conv(xpad, kernel, bias, strides, dilation, groups, out_hw, need, a
     cols = view.transpose(5, 0, 1, 2, 3, 4, 6).reshape(groups, m, k_size)
     k_groups = kernel.reshape(kh, kw, cg, groups, fg).transpose(3, 0, 1, 2, 4).reshape(groups, k_size, fg)
     out = xp.matmul(cols, k_groups).transpose(1, 0, 2).reshape(n, ho, wo, f)
-    if bias is not None:
-        out += bias
     if act is not None:
-        act[0](out)
+        act[0](out, bias)
+    elif bias is not None:
+        out += bias
     if not need_k:
         cols = None  # only the kernel gradient needs the columns: do not keep them alive
     pad_shape = xpad.shape

@@ -73,7 +73,14 @@ def relu(x, alpha=0.0, max_value=None, threshold=0.0) -> Tensor:
 # separate node, no extra activation-sized arrays.
 
 
-def _relu_inplace(a):
+def _relu_inplace(a, bias=None):
+    """a = max(a + bias, 0) in place (``bias`` (features,) or None): one compiled pass where it can."""
+    if bias is not None:
+        kernels = jit.kernels("elementwise", a, bias) if a.ndim and bias.shape == a.shape[-1:] else None
+        if kernels is not None:
+            kernels.bias_relu(a.reshape(-1, a.shape[-1]), bias)
+            return a
+        a += bias
     return B.xp.maximum(a, 0, out=a)
 
 
@@ -97,7 +104,9 @@ def _relu_grad(g, out, res=None):
     return g * (out > 0) if res is None else B.xp.multiply(g, out > 0, out=res)
 
 
-def _tanh_inplace(a):
+def _tanh_inplace(a, bias=None):
+    if bias is not None:
+        a += bias
     return B.xp.tanh(a, out=a)
 
 
@@ -114,8 +123,9 @@ def _tanh_grad(g, out, res=None):
 
 
 FUSED_ACTIVATIONS = {"relu": (_relu_inplace, _relu_grad), "tanh": (_tanh_inplace, _tanh_grad)}
-"""name -> (apply in place to the pre-activation array, gradient ``grad(g, output, res=None)``: g times
-the derivative, written into ``res`` when given, which may be ``g`` itself or a scratch buffer)."""
+"""name -> (``apply(a, bias=None)``: add the bias (features,) to the pre-activation array and apply
+the activation, in place; gradient ``grad(g, output, res=None)``: g times the derivative, written into
+``res`` when given, which may be ``g`` itself or a scratch buffer)."""
 
 
 def fused_activation(name):

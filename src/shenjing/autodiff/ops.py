@@ -301,19 +301,22 @@ def matmul(a, b) -> Tensor:
 def linear(x, kernel, bias=None, act=None) -> Tensor:
     """Fused ``x @ kernel + bias`` for (…, in) @ (in, out): one node instead of two.
 
-    ``act``: None, or an activation fused into the node as an (apply in place, gradient from the
-    output) pair — ``nn.dense`` passes one of ``nn.FUSED_ACTIVATIONS``.
+    ``act``: None, or an activation fused into the node as an (add the bias and apply in place,
+    gradient from the output) pair — ``nn.dense`` passes one of ``nn.FUSED_ACTIVATIONS``.
     """
     x, kernel = _binary_operands(x, kernel)
     out = x.data @ kernel.data
+    add = None  # the bias, when the activation adds it in its own pass
     if bias is not None:
         bias = bias if isinstance(bias, Tensor) else _constant_like(bias, kernel)
-        if bias.data.dtype == out.dtype:
-            out += bias.data
-        else:
+        if bias.data.dtype != out.dtype:
             out = out + bias.data  # a wider bias widens the output, as NumPy's promotion does
+        elif act is not None:
+            add = bias.data
+        else:
+            out += bias.data
     if act is not None:
-        act[0](out)
+        act[0](out, add)
 
     def backward(g):
         if act is not None:

@@ -1,8 +1,8 @@
 """Compiled elementwise kernels: one pass over memory, one call. The NumPy twins are the fused
-activations, the sigmoid and the sigmoid cross-entropy of ``shenjing.autodiff.nn``, and ``ops.dropout``'s
-mask product.
+activations (the relu with its bias add), the sigmoid and the sigmoid cross-entropy of
+``shenjing.autodiff.nn``, and ``ops.dropout``'s mask product.
 
-The kernels without a transcendental (the activation gradients, dropout) give NumPy's numbers bit for bit.
+The kernels without a transcendental (the relu and activation gradients, dropout) give NumPy's numbers bit for bit.
 Those with one (:func:`sigmoid`, :func:`sigmoid_bce`, :func:`sigmoid_bce_grad`) call the C library's
 ``exp``/``log1p`` once per element, which may differ from NumPy's SIMD versions in the last bit and
 are slower on long arrays: they serve small arrays only (``jit.SMALL_ELEMENTS``), where NumPy's cost
@@ -14,6 +14,17 @@ import numba as nb
 import numpy as np
 
 from . import JIT_OPTIONS as _JIT
+
+
+@nb.njit(**_JIT)
+def bias_relu(a, bias):
+    """a = max(a + bias, 0) in place, for ``a`` (rows, features) and ``bias`` (features,): the bias add
+    and the relu in one pass. As NumPy's ``maximum``: NaN propagates, −0 becomes +0."""
+    zero = a.dtype.type(0)
+    for r in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            v = a[r, j] + bias[j]
+            a[r, j] = v if v > zero or v != v else zero
 
 
 @nb.njit(**_JIT)
