@@ -12,6 +12,7 @@ and the seeded random generator behind every initializer and dropout mask.
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy
@@ -130,9 +131,7 @@ def random_bits(generator, shape) -> numpy.ndarray:
     entries per 64-bit draw of the generator's bit stream. Drawing dropout masks this way is about
     four times faster than uniform float32 values (``generator.random`` takes 32 bits per entry)."""
     shape = tuple(int(s) for s in shape)
-    size = 1
-    for s in shape:
-        size *= s
+    size = math.prod(shape)
     raw = generator.bit_generator.random_raw(-(-size // 4))
     return raw.view(numpy.uint16)[:size].reshape(shape)
 
