@@ -228,6 +228,13 @@ BATCH = {"W1": 4, "W2": 128, "W3": 100, "W4": 128, "W5": 64}
 UNITS = {"W5": 64}  # tokens per sample
 
 
+def step_result(measured, details) -> dict:
+    """W1's result from ``measure``'s (seconds per call, per-repeat seconds, calls per repeat)."""
+    sec, per, n = measured
+    details["train_step_us"] = {"calls per repeat": n, "repeat µs": [p * 1e6 for p in per]}
+    return {"metrics": {"train_step_us": sec * 1e6}, "details": details}
+
+
 # ------------------------------------------------------------------------------------ shenjing
 
 def sj_loss(model, x, y) -> float:
@@ -271,10 +278,8 @@ def run_shenjing(workload: str, cfg: Config) -> dict:
     metrics = {}
     if workload == "W1":
         model.train_on_batch(xc, yc)
-        sec, per, n = measure(lambda: model.train_on_batch(xc, yc), cfg.repeats, cfg.target_s, cfg.warmup)
-        metrics["train_step_us"] = sec * 1e6
-        details["train_step_us"] = {"calls per repeat": n, "repeat µs": [p * 1e6 for p in per]}
-        return {"metrics": metrics, "details": details}
+        return step_result(measure(lambda: model.train_on_batch(xc, yc), cfg.repeats, cfg.target_s, cfg.warmup),
+                           details)
     if workload in ("W2", "W4"):
         metrics["infer_sps"], details["infer_sps"] = sj_infer(workload, model, cfg)
     if workload == "W4":
@@ -373,10 +378,7 @@ def run_torch(workload: str, cfg: Config) -> dict:
             opt.step()
             return value.item()
 
-        sec, per, n = measure(step, cfg.repeats, cfg.target_s, cfg.warmup)
-        metrics["train_step_us"] = sec * 1e6
-        details["train_step_us"] = {"calls per repeat": n, "repeat µs": [p * 1e6 for p in per]}
-        return {"metrics": metrics, "details": details}
+        return step_result(measure(step, cfg.repeats, cfg.target_s, cfg.warmup), details)
     if workload in ("W2", "W4"):
         metrics["infer_sps"], details["infer_sps"] = torch_infer(workload, model, cfg)
     if workload == "W4":

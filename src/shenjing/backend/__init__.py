@@ -147,6 +147,12 @@ def keep_mask(generator, shape, rate: float) -> numpy.ndarray:
     return random_bits(generator, shape) >= keep_threshold(rate)
 
 
+def dropout_mask(generator, shape, rate: float, dtype):
+    """:func:`keep_mask` as a multiplier on the array backend: 1/(1 − rate) where kept, 0 where dropped,
+    of ``dtype`` (the recurrent and embedding dropouts, which reuse one mask across steps or rows)."""
+    return asarray(keep_mask(generator, shape, rate) / (1.0 - rate)).astype(dtype)
+
+
 def set_random_seed(seed: int) -> None:
     """Seed every random source shenjing uses, so that one call makes a run reproducible."""
     global _rng

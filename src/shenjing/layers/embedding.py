@@ -79,8 +79,7 @@ class Embedding(Layer):
         ids = self._ids(inputs)
         out = ops.take(self.embeddings, ids, axis=0)
         if training and self.dropout > 0:
-            keep = B.keep_mask(B.rng(), (self.input_dim,), self.dropout)
-            scale = B.asarray(keep / (1.0 - self.dropout)).astype(out.dtype)
+            scale = B.dropout_mask(B.rng(), (self.input_dim,), self.dropout, out.dtype)
             out = ops.dropout_mask_apply(out, scale[ids][..., None])
         add_activity_loss(self, self.activity_regularizer, out)
         return out

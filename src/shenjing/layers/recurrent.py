@@ -160,9 +160,7 @@ class _Cell(Layer):
     # ------------------------------------------------------------------- dropout
     def _draw(self, shape, dtype, rate):
         """A dropout mask: kept entries 1/(1 − rate), dropped ones 0."""
-        generator = self._generator or B.rng()
-        keep = B.keep_mask(generator, shape, rate)
-        return B.asarray(keep / (1.0 - rate)).astype(dtype)
+        return B.dropout_mask(self._generator or B.rng(), shape, rate, dtype)
 
     def get_dropout_mask(self, inputs):
         """The input dropout mask of the current sequence (drawn at its first step)."""

@@ -2,10 +2,10 @@
 activations (the relu with its bias add), the sigmoid and the sigmoid cross-entropy of
 ``shenjing.autodiff.nn``, and ``ops.dropout``'s mask product.
 
-The kernels without a transcendental (the relu and activation gradients, dropout) give NumPy's numbers bit for bit.
-Those with one (:func:`sigmoid`, :func:`sigmoid_bce`, :func:`sigmoid_bce_grad`) call the C library's
-``exp``/``log1p`` once per element, which may differ from NumPy's SIMD versions in the last bit and
-are slower on long arrays: they serve small arrays only (``jit.SMALL_ELEMENTS``), where NumPy's cost
+The kernels without a transcendental (bias + relu, the activation gradients, dropout) give NumPy's
+numbers bit for bit. Those with one (:func:`sigmoid`, :func:`sigmoid_bce`, :func:`sigmoid_bce_grad`)
+call the C library's ``exp``/``log1p`` once per element, which may differ from NumPy's SIMD versions in
+the last bit and are slower on long arrays: they serve small arrays only (``jit.SMALL_ELEMENTS``), where NumPy's cost
 is the eight or nine ufunc calls of the stable formula, not the arithmetic."""
 
 from __future__ import annotations
