@@ -4,7 +4,7 @@ against plain NumPy, and dtype preservation (float32 stays float32, float64 stay
 import numpy as np
 import pytest
 
-from shenjing.autodiff import Tensor, nn, no_grad, ops
+from shenjing.autodiff import Tensor, check_gradients, nn, no_grad, ops
 
 from .helpers import assert_gradients, away_from_zero, backward_grads, distinct_pair
 
@@ -280,6 +280,25 @@ def test_forward_matmul_linear_matches_numpy(rng):
     x, w, bias = _x(rng, 2, 3, 4), _x(rng, 4, 5), _x(rng, 5)
     np.testing.assert_allclose(ops.linear(Tensor(x), Tensor(w), Tensor(bias)).data, x @ w + bias, rtol=1e-13)
     np.testing.assert_allclose(ops.linear(x, w).data, x @ w, rtol=1e-13)
+
+
+@pytest.mark.parametrize("act", [None, "relu"])
+def test_linear_with_a_column_major_kernel(rng, act):
+    """A column-major kernel (Dense's large ones) gives the row-major kernel's output and gradients, its
+    gradient in its own layout (an optimizer then updates both as flat arrays); finite differences
+    perturb the column-major array itself."""
+    x, w, bias = _x(rng, 2, 3, 4), _x(rng, 4, 5), _x(rng, 5)
+    fn = (lambda a, k, b: nn.dense(a, k, b, act)) if act else ops.linear
+    results = []
+    for kernel in (w, np.asfortranarray(w)):
+        xt, kt, bt = (Tensor(a, requires_grad=True) for a in (x, kernel, bias))
+        out = fn(xt, kt, bt)
+        ops.sum(ops.square(out)).backward()
+        assert kt.grad.flags.f_contiguous == kt.data.flags.f_contiguous
+        results.append((out.data, xt.grad, kt.grad, bt.grad))
+    for row_major, column_major in zip(*results):
+        np.testing.assert_allclose(column_major, row_major, rtol=1e-12, atol=1e-14)
+    assert check_gradients(fn, x, np.asfortranarray(w), bias) < 1e-6
 
 
 @pytest.mark.parametrize("axis", REDUCE_AXES)

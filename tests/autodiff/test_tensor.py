@@ -440,3 +440,18 @@ def test_leaf_gradient_is_never_an_array_someone_else_holds():
     assert not np.shares_memory(a.grad, b.grad)
     np.testing.assert_array_equal(a.grad, 2 * b.data)
     np.testing.assert_array_equal(b.grad, 2 * a.data)
+
+
+def test_variable_order_sets_a_layout_that_assign_keeps():
+    value = np.arange(6.0).reshape(2, 3)
+    v = Variable(value, order="F")
+    assert v.data.flags.f_contiguous and not v.data.flags.c_contiguous
+    np.testing.assert_array_equal(v.data, value)
+    array = v.data
+    v.assign(np.ones((2, 3)))
+    assert v.data is array and v.data.flags.f_contiguous
+    assert Variable(np.asfortranarray(value, dtype="float32")).data.flags.c_contiguous
+    source = np.asfortranarray(value, dtype="float32")
+    assert not np.shares_memory(Variable(source, order="F").data, source)  # the variable owns its array
+    with pytest.raises(ValueError, match="order must be 'C' or 'F', got 'K'"):
+        Variable(value, order="K")

@@ -12,6 +12,18 @@ def test_dense():
     assert layer.kernel.shape == (5, 3) and layer.bias.shape == (3,)
 
 
+def test_dense_stores_large_kernels_column_major():
+    from shenjing.layers.core import COLUMN_MAJOR_KERNEL_SIZE
+
+    small, large = layers.Dense(16), layers.Dense(8)
+    small.build((None, 64))
+    large.build((None, COLUMN_MAJOR_KERNEL_SIZE // 8))
+    assert small.kernel.data.flags.c_contiguous
+    assert large.kernel.data.flags.f_contiguous and not large.kernel.data.flags.c_contiguous
+    x = np.random.default_rng(0).normal(size=(2, COLUMN_MAJOR_KERNEL_SIZE // 8)).astype("float32")
+    np.testing.assert_allclose(large(x).numpy(), x @ np.ascontiguousarray(large.kernel.data), rtol=1e-5, atol=1e-5)
+
+
 def test_dense_on_3d_input_and_no_bias():
     layer_test(layers.Dense, {"units": 2, "use_bias": False}, (2, 3, 4), (None, 3, 2), expected_weights=1)
 

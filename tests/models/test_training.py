@@ -14,13 +14,19 @@ def blobs(n=120, seed=0):
     return x.astype("float32"), y
 
 
-def test_gradient_check_whole_model(float64):
+@pytest.mark.parametrize("column_major", [False, True])
+def test_gradient_check_whole_model(float64, column_major, monkeypatch):
+    if column_major:  # the kernels stored as large ones are: perturbed in place all the same
+        from shenjing.layers import core
+
+        monkeypatch.setattr(core, "COLUMN_MAJOR_KERNEL_SIZE", 0)
     model = Sequential([layers.Dense(5, activation="tanh", input_shape=(3,), kernel_regularizer="l2"),
                         layers.Dense(4, activation="softmax")])
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6, 3))
     y = np.eye(4)[rng.integers(0, 4, 6)]
+    assert model.layers[0].kernel.data.flags.f_contiguous == column_major
     report = gradient_check(model, x, y)
     assert set(report) == {w.name for w in model.trainable_weights}
     assert max(report.values()) < 1e-6

@@ -532,37 +532,57 @@ def _reference_step(opt, w, g, lr):
 
 @pytest.mark.parametrize("make", [
     lambda: optimizers.Adam(0.02, amsgrad=True),
+    lambda: optimizers.Adam(0.02),
     lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True),
     lambda: optimizers.RMSprop(0.01, momentum=0.5, centered=True),
-], ids=["adam", "nesterov", "rmsprop"])
-@pytest.mark.parametrize("layout", ["small", "large", "large_fortran"])
+], ids=["amsgrad", "adam_fused", "nesterov", "rmsprop"])
+@pytest.mark.parametrize("layout", ["small", "large", "large_fortran", "large_fortran_gradient"])
 def test_in_place_blockwise_update_is_the_formula_bit_for_bit(make, layout):
-    """The rules update in place with scratch buffers, a large variable block by block (and a
-    non-contiguous one as a whole): the same bits as the formula computed with temporaries."""
+    """The rules update in place with scratch buffers, a large variable block by block — a
+    column-major one with a column-major gradient (Dense's large kernels) as flat column-major views,
+    one whose gradient has another layout as a whole: the same bits as the formula computed with
+    temporaries, and the variable keeps its array and its layout."""
     from shenjing.optimizers import base
 
     rng = np.random.default_rng(0)
     shape = (3, 5) if layout == "small" else (base._BLOCK // 100 + 7, 203)  # large: several blocks and a tail
     assert (np.prod(shape) > base._BLOCK) == (layout != "small")
+    fortran = layout.startswith("large_fortran")
     for dtype in ("float32", "float64"):
         start = rng.normal(size=shape).astype(dtype)
-        if layout == "large_fortran":
-            start = np.asfortranarray(start)
-        ours, ref = Variable(start, dtype=dtype), Variable(start, dtype=dtype)
-        if layout == "large_fortran":
-            ours.data = np.asfortranarray(ours.data)
+        ours = Variable(start, dtype=dtype, order="F" if fortran else "C")
+        ref = Variable(start, dtype=dtype)
+        array = ours.data
         opt_ours, opt_ref = make(), make()
         opt_ours.build([ours])
         opt_ref.build([ref])
         for step in range(4):
             g = rng.normal(size=shape).astype(dtype) * (step + 1)
-            opt_ours.apply_gradients([(g, ours)])
+            opt_ours.apply_gradients([(np.asfortranarray(g) if layout == "large_fortran_gradient" else g, ours)])
             _reference_step(opt_ref, ref.data, g, opt_ref.learning_rate)
             opt_ref.iterations += 1
             np.testing.assert_array_equal(ours.data, ref.data)
             for name in opt_ours._slots:
                 np.testing.assert_array_equal(opt_ours._slots[name][0], opt_ref._slots[name][0])
+                assert opt_ours._slots[name][0].flags.f_contiguous == fortran
+        assert ours.data is array and ours.data.flags.f_contiguous == fortran
         assert ours.data.dtype == dtype
+
+
+def test_flat_views_share_one_element_order():
+    from shenjing.optimizers.base import flat_views
+
+    a = np.arange(12.0).reshape(3, 4)
+    f = np.asfortranarray(a)
+    c_views, f_views = flat_views(a, a.copy()), flat_views(f, f.copy(order="F"))
+    assert all(np.shares_memory(v, src) for v, src in zip(f_views, (f,))) and f_views[0].ndim == 1
+    np.testing.assert_array_equal(c_views[0], a.ravel())
+    np.testing.assert_array_equal(f_views[0], a.ravel(order="F"))
+    f_views[0][1] = -1.0  # a view: writes reach the array
+    assert f[1, 0] == -1.0
+    assert flat_views(a, f) is None  # no common order without a copy
+    vector = np.arange(3.0)
+    assert len(flat_views(vector, vector.copy())) == 2
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES, ids=IDS)

@@ -32,6 +32,52 @@ def build(optimizer=None):
 
 
 @pytest.mark.parametrize("filename", ["model.keras", "model.h5"])
+def test_column_major_kernels_save_load_and_train_on(tmp_path, float64, filename, monkeypatch):
+    """Dense kernels stored column-major (every one here: the size threshold set to 0) and their
+    optimizer slots: saved, loaded (into that layout again), trained on exactly as without the pause;
+    the weight files are those of row-major kernels."""
+    from shenjing.layers import core
+
+    x, y = data()
+    backend.set_random_seed(3)
+    row_major = build()
+    initial = row_major.get_weights()
+    expected = row_major.fit(x, y, batch_size=8, epochs=5, shuffle=False, verbose=0).history
+    monkeypatch.setattr(core, "COLUMN_MAJOR_KERNEL_SIZE", 0)
+    runs = []
+    for pause in (False, True):
+        backend.set_random_seed(3)
+        model = build()
+        model.set_weights(initial)
+        kernel = model.layers[0].kernel.data
+        assert kernel.flags.f_contiguous and not kernel.flags.c_contiguous
+        history = model.fit(x, y, batch_size=8, epochs=3 if pause else 5, shuffle=False, verbose=0).history
+        assert model.layers[0].kernel.data is kernel
+        assert all(slot.flags.f_contiguous for slot in (model.optimizer._slot("m", 0), model.optimizer._slot("v", 0)))
+        if pause:
+            save_model(model, tmp_path / filename)
+            model.save_weights(tmp_path / "w.weights.h5")
+            at_pause = model.get_weights()
+            assert all(a.flags.c_contiguous for a in at_pause)  # get_weights gives row-major copies
+            model = load_model(tmp_path / filename)
+            assert model.layers[0].kernel.data.flags.f_contiguous
+            more = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+            history = {key: history[key] + more[key] for key in history}
+            again = build()
+            again.load_weights(tmp_path / "w.weights.h5")
+            assert again.layers[0].kernel.data.flags.f_contiguous
+            for a, b in zip(again.get_weights(), at_pause):
+                np.testing.assert_array_equal(a, b)
+        runs.append((history, model.get_weights()))
+    (full, weights), (paused, restored) = runs
+    assert paused == full  # exactly, in float64
+    for a, b in zip(restored, weights):
+        np.testing.assert_array_equal(a, b)
+    for key in ("loss", "accuracy"):  # the layout changes the summation order of the products only
+        np.testing.assert_allclose(full[key], expected[key], rtol=1e-9)
+
+
+@pytest.mark.parametrize("filename", ["model.keras", "model.h5"])
 @pytest.mark.parametrize("make_optimizer", [lambda: Adam(learning_rate=0.01),
                                             lambda: SGD(learning_rate=0.05, momentum=0.9, nesterov=True, decay=1e-3)],
                          ids=["adam", "sgd-momentum-decay"])

@@ -39,7 +39,12 @@ def check(model, tmp_path, *shapes, atol=1e-5):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=atol)
 
 
-def test_dense_activations_dropout(tmp_path):
+@pytest.mark.parametrize("column_major", [False, True])
+def test_dense_activations_dropout(tmp_path, column_major, monkeypatch):
+    if column_major:  # every Dense kernel stored column-major, as large ones are
+        from shenjing.layers import core
+
+        monkeypatch.setattr(core, "COLUMN_MAJOR_KERNEL_SIZE", 0)
     model = Sequential([L.Input((6,)), L.Dense(8, activation="relu"), L.Dropout(0.5), L.Dense(8, activation="tanh"),
                         L.Dense(8, activation="sigmoid"), L.Dense(8, activation="elu"), L.Dense(8, activation="selu"),
                         L.Dense(8, activation="softplus"), L.Dense(8, activation="gelu"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from .. import backend as B
 from .tensor import Tensor
 
@@ -17,15 +19,14 @@ def numerical_gradient(f, arrays, eps: float = 1e-5) -> list:
     grads = []
     for array in arrays:
         grad = B.xp.zeros_like(array)
-        flat, gflat = array.reshape(-1), grad.reshape(-1)
-        for i in range(flat.size):
-            original = flat[i].copy()
-            flat[i] = original + eps
+        for i in itertools.product(*map(range, array.shape)):  # by index: any memory layout is perturbed in place
+            original = array[i].copy()
+            array[i] = original + eps
             plus = float(f(*arrays))
-            flat[i] = original - eps
+            array[i] = original - eps
             minus = float(f(*arrays))
-            flat[i] = original
-            gflat[i] = (plus - minus) / (2 * eps)
+            array[i] = original
+            grad[i] = (plus - minus) / (2 * eps)
         grads.append(grad)
     return grads
 
@@ -55,7 +56,7 @@ def check_gradients(fn, *arrays, eps: float = 1e-5, seed_grad=None) -> float:
     def scalar(*values):
         return float((fn(*[Tensor(v) for v in values]).data * weights).sum())
 
-    numeric = numerical_gradient(scalar, [t.data.copy() for t in tensors], eps)
+    numeric = numerical_gradient(scalar, [t.data.copy(order="K") for t in tensors], eps)
     errors = [relative_error(t.grad if t.grad is not None else xp.zeros_like(t.data), n)
               for t, n in zip(tensors, numeric)]
     return max(errors) if errors else 0.0

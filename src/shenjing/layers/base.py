@@ -158,8 +158,9 @@ class Layer:
 
     # ------------------------------------------------------------------- weights
     def add_weight(self, name: str, shape, initializer="glorot_uniform", regularizer=None, trainable: bool = True,
-                   constraint=None, dtype=None) -> Variable:
-        """Create a weight ``Variable`` of ``shape`` from ``initializer`` and track it."""
+                   constraint=None, dtype=None, order: str = "C") -> Variable:
+        """Create a weight ``Variable`` of ``shape`` from ``initializer`` and track it; ``order`` is its
+        memory layout (see ``Variable``)."""
         from .. import constraints, initializers, regularizers
 
         dtype = dtype or self.dtype or B.floatx()
@@ -167,7 +168,7 @@ class Layer:
         value = init(tuple(int(s) for s in shape), dtype=dtype)
         var = Variable(value, name=f"{self.name}/{name}", trainable=trainable,
                        constraint=constraints.get(constraint), regularizer=regularizers.get(regularizer),
-                       dtype=dtype)
+                       dtype=dtype, order=order)
         if trainable:
             var.requires_grad = self._trainable
             self._trainable_weights.append(var)

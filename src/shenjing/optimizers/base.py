@@ -53,6 +53,17 @@ _BASE_ARGS = ("learning_rate", "clipnorm", "clipvalue", "global_clipnorm", "weig
               "ema_momentum", "ema_overwrite_frequency", "ema_warmup", "name", "lr", "decay")
 
 
+def flat_views(*arrays):
+    """1-D views of ``arrays`` (all of one shape) that list their elements in one common order, for
+    an elementwise update over flat arrays: when all are row-major (C) or all column-major (F, as
+    Dense's kernel and its gradient); else None."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return [a.reshape(-1) for a in arrays]
+    if all(a.flags.f_contiguous for a in arrays):
+        return [a.reshape(-1, order="F") for a in arrays]
+    return None
+
+
 def _float(value, arg: str, owner: str, *, low=None, high=None, low_open=False, high_open=False) -> float:
     """``value`` as a finite float within the given bounds, or a clear error naming ``arg``."""
     if isinstance(value, bool):
@@ -269,7 +280,7 @@ class Optimizer:
                     f"{self._variables[index].name!r} has shape {tuple(data.shape)}")
             arr = arr.astype(data.dtype)
         elif initial is None:
-            arr = data.copy()
+            arr = data.copy(order="K")  # the variable's memory layout: an update runs over both as flat arrays
         else:
             arr = B.xp.zeros_like(data)
             if initial:
@@ -413,13 +424,13 @@ class Optimizer:
             fn(w, g, *slots, *scratch) if n_scratch == _N_SCRATCH else fn(w, g, *slots, *scratch[:n_scratch])
             return
         xp = B.xp
-        if B.backend() != "numpy" or not (w.flags.c_contiguous and all(a.flags.c_contiguous for a in slots)):
-            # on a GPU one pass per operation is best; with NumPy, flat views of non-contiguous arrays
-            # would be copies (arrays set from outside): update the whole arrays
+        flat = flat_views(w, g, *slots) if B.backend() == "numpy" else None
+        if flat is None:
+            # on a GPU one pass per operation is best; with NumPy, arrays of different layouts (set from
+            # outside) have no common flat order: update the whole arrays
             fn(w, g, *slots, *[xp.empty_like(w) for _ in range(n_scratch)])
             return
-        flat_w, flat_g = w.reshape(-1), g.reshape(-1)
-        flat_slots = [a.reshape(-1) for a in slots]
+        flat_w, flat_g, *flat_slots = flat
         buffers = self._scratch_buffers(w.dtype)[:n_scratch]
         for start in range(0, n, _BLOCK):
             stop = min(start + _BLOCK, n)

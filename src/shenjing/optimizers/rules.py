@@ -18,7 +18,7 @@ import math
 
 from .. import backend as B
 from ..backend import jit
-from .base import _BLOCK, OPTIMIZERS, Optimizer, _float
+from .base import _BLOCK, OPTIMIZERS, Optimizer, _float, flat_views
 
 MOMENT_FLOOR = 2.0 ** 24
 """The compiled Adam flushes moments below this many times the dtype's smallest normal number to zero
@@ -274,10 +274,11 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         slots = [self._slot("m", index), self._slot("v", index)]
-        compiled = None if self.amsgrad else jit.kernels("optim", w, g, *slots)
+        flat = None if self.amsgrad else flat_views(w, g, *slots)
+        compiled = None if flat is None else jit.kernels("optim", *flat)
         if compiled is not None:  # the same operations fused into one pass
             scalar = w.dtype.type
-            compiled.adam(w, g, *slots, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps),
+            compiled.adam(*flat, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps),
                           scalar(xp.finfo(w.dtype).tiny * MOMENT_FLOOR))
             return
         if self.amsgrad:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import backend as B
 from ..autodiff import no_grad
 from ..autodiff.gradcheck import relative_error
@@ -35,17 +37,18 @@ def gradient_check(model, x, y, eps: float = 1e-6, sample_weight=None, max_check
 
     report = {}
     for var, grad in zip(variables, analytic):
-        flat = var.data.reshape(-1)
-        count = flat.size if max_checks_per_weight is None else min(flat.size, max_checks_per_weight)
-        picks = range(flat.size) if count == flat.size else B.rng().choice(flat.size, count, replace=False)
+        data, size = var.data, var.data.size
+        count = size if max_checks_per_weight is None else min(size, max_checks_per_weight)
+        picks = range(size) if count == size else B.rng().choice(size, count, replace=False)
         numeric = B.xp.zeros(count, dtype=var.dtype)
         for k, i in enumerate(picks):
-            original = flat[i].copy()
-            flat[i] = original + eps
+            at = tuple(int(j) for j in np.unravel_index(int(i), data.shape))  # any memory layout, in place
+            original = data[at].copy()
+            data[at] = original + eps
             plus = loss_value()
-            flat[i] = original - eps
+            data[at] = original - eps
             minus = loss_value()
-            flat[i] = original
+            data[at] = original
             numeric[k] = (plus - minus) / (2 * eps)
         chosen = grad.reshape(-1)[B.xp.asarray(list(picks))]
         report[var.name] = relative_error(chosen, numeric)
