@@ -32,11 +32,15 @@ def both_paths():
 
 def test_the_switch_follows_the_environment_and_the_override(monkeypatch):
     monkeypatch.setenv("SHENJING_JIT", "0")
+    jit.set_enabled(None)  # the environment is read again
     assert not jit.enabled() and jit.kernels("conv") is None
     jit.set_enabled(True)
     assert jit.enabled() == jit.numba_available()
     jit.set_enabled(None)
+    assert not jit.enabled()
     monkeypatch.setenv("SHENJING_JIT", "1")
+    assert not jit.enabled()  # read once, until set_enabled(None)
+    jit.set_enabled(None)
     assert jit.enabled() == jit.numba_available()
 
 

@@ -50,8 +50,25 @@ CHANNELS_FIRST = "channels_first"
 # ------------------------------------------------------------------------- arguments
 
 
+_normalized: dict = {}  # (type, value, n) -> the tuple, for the hashable values seen: every op call normalizes them
+
+
 def normalize_tuple(value, n: int, name: str) -> tuple:
     """``value`` (an int, or a sequence of ``n`` ints) as a tuple of ``n`` positive ints."""
+    try:
+        return _normalized[type(value), value, n]
+    except (KeyError, TypeError):  # not seen yet, or not hashable (a list)
+        pass
+    out = _normalize_tuple(value, n, name)
+    try:
+        if len(_normalized) < 1024:
+            _normalized[type(value), value, n] = out
+    except TypeError:
+        pass
+    return out
+
+
+def _normalize_tuple(value, n: int, name: str) -> tuple:
     if isinstance(value, int) or (hasattr(value, "__index__") and not hasattr(value, "__len__")):
         out = (int(value),) * n
     else:

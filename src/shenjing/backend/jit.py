@@ -15,8 +15,8 @@ The path is on when all of these hold:
 - numba is installed (``pip install shenjing[fast]``); it is imported on first use only, so
   ``import shenjing`` stays fast;
 - the array backend is NumPy (CuPy runs its own kernels);
-- the environment variable ``SHENJING_JIT`` is not ``0`` (and :func:`set_enabled` has not turned
-  it off).
+- the environment variable ``SHENJING_JIT`` (read at the first use, and again after
+  ``set_enabled(None)``) is not ``0``, and :func:`set_enabled` has not turned the path off.
 
 Kernels are compiled on their first call for each dtype (float32, float64) and cached on disk
 (numba's ``cache=True``), so only the first run on a machine pays the compile time.
@@ -27,7 +27,8 @@ from __future__ import annotations
 import importlib
 import os
 
-_state: dict = {"numba": None, "override": None, "modules": {}}
+_state: dict = {"numba": None, "override": None, "environment": None, "modules": {}}
+_backend = importlib.import_module(__package__)  # its ``xp`` is read per call: set_backend rebinds it
 
 JIT_DTYPES = ("float32", "float64")
 """The dtypes the kernels are compiled for; arrays of any other dtype take the NumPy path."""
@@ -52,19 +53,22 @@ def numba_available() -> bool:
 
 def enabled() -> bool:
     """Whether the compiled path is on (see the module docstring)."""
-    from . import xp
-
-    if xp.__name__ != "numpy":
+    if _backend.xp.__name__ != "numpy":
         return False
     wanted = _state["override"]
     if wanted is None:
-        wanted = os.environ.get("SHENJING_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
-    return bool(wanted) and numba_available()
+        wanted = _state["environment"]
+        if wanted is None:  # read once (a call costs a few µs, and every op asks), until set_enabled(None)
+            wanted = os.environ.get("SHENJING_JIT", "1").strip().lower() not in ("0", "false", "no", "off")
+            _state["environment"] = wanted
+    return wanted and numba_available()
 
 
 def set_enabled(value) -> None:
-    """Turn the compiled path on (True), off (False), or back to the environment's choice (None)."""
+    """Turn the compiled path on (True), off (False), or back to the environment's choice (None: it
+    reads ``SHENJING_JIT`` again)."""
     _state["override"] = None if value is None else bool(value)
+    _state["environment"] = None
 
 
 def kernels(family: str, *arrays):
