@@ -90,4 +90,9 @@ def usable(*arrays) -> bool:
     """Whether every array is C-contiguous, not 0-d (numba takes those for scalars), with one dtype
     the kernels are compiled for."""
     dtype = arrays[0].dtype
-    return dtype.char in _DTYPE_CHARS and all(a.dtype == dtype and a.ndim and a.flags.c_contiguous for a in arrays)
+    if dtype.char not in _DTYPE_CHARS:
+        return False
+    for a in arrays:  # a plain loop: every op asks, and a generator costs more than the checks
+        if a.dtype != dtype or not a.ndim or not a.flags.c_contiguous:
+            return False
+    return True

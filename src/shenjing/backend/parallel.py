@@ -27,9 +27,11 @@ How many threads (:func:`threads`):
 from __future__ import annotations
 
 import ctypes
+import importlib
 import os
 import threading
 
+_backend = importlib.import_module(__package__)  # read per call: set_backend rebinds its ``xp``
 _lock = threading.Lock()
 _state = {"probed": False, "set_local": None, "get": None, "quiet": False, "pool": None, "threads": None}
 
@@ -125,10 +127,11 @@ def sample_blocks(n: int, bytes_per_sample: int) -> tuple[int, list]:
     of blocks per thread for :func:`run`. Only a job worth splitting (:data:`MIN_SPLIT_BYTES`) gets
     more than one part; then the blocks are as many as a multiple of the parts, of near-equal size,
     so that every thread gets the same share of the work."""
-    from . import block_rows
-
-    step = block_rows(bytes_per_sample, n)
-    parts = min(threads(), n) if n * bytes_per_sample >= MIN_SPLIT_BYTES else 1
+    step = _backend.block_rows(bytes_per_sample, n)
+    small = n * bytes_per_sample < MIN_SPLIT_BYTES
+    if small and step == n:  # one block on the calling thread (a single sample, most often)
+        return step, [[(0, n)]]
+    parts = 1 if small else min(threads(), n)
     if parts > 1:
         count = -(-n // step)
         count = min(n, -(-count // parts) * parts)
