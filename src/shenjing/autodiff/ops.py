@@ -324,11 +324,14 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         g2 = g.reshape(-1, g.shape[-1])
         gx = (g @ kernel.data.T) if x.requires_grad else None
         gk = None
-        if kernel.requires_grad:  # in the kernel's memory layout, so that an optimizer updates them as flat arrays
+        if kernel.requires_grad:
+            xt = x.data.reshape(-1, x.shape[-1]).T
             kd = kernel.data
-            gk = B.xp.empty(kd.shape, dtype=B.xp.result_type(x.data.dtype, g2.dtype),
-                            order="F" if kd.flags.f_contiguous and not kd.flags.c_contiguous else "C")
-            B.xp.matmul(x.data.reshape(-1, x.shape[-1]).T, g2, out=gk)
+            if kd.flags.c_contiguous:
+                gk = xt @ g2
+            else:  # in the kernel's layout (column-major: Dense's large ones), for the optimizer's flat update
+                gk = B.xp.empty(kd.shape, dtype=B.xp.result_type(xt.dtype, g2.dtype), order="F")
+                B.xp.matmul(xt, g2, out=gk)
         if bias is None:
             return gx, gk
         return gx, gk, (unbroadcast(g, bias.shape) if bias.requires_grad else None)
