@@ -223,43 +223,81 @@ def test_compiled_sigmoid_cross_entropy_agrees_with_numpy(dtype, size, both_path
 # ------------------------------------------------------------------------------ optimizers
 
 
-def _adam_run(steps, grads, m0=None):
+FUSED_RULES = {  # every rule with a compiled kernel, in each of its kernel's modes
+    "adam": lambda o: o.Adam(learning_rate=0.01),
+    "nadam": lambda o: o.Nadam(learning_rate=0.01),
+    "adamax": lambda o: o.Adamax(learning_rate=0.01),
+    "sgd_momentum": lambda o: o.SGD(learning_rate=0.05, momentum=0.9),
+    "sgd_nesterov": lambda o: o.SGD(learning_rate=0.05, momentum=0.9, nesterov=True),
+    "rmsprop": lambda o: o.RMSprop(learning_rate=0.01),
+    "rmsprop_centered_momentum": lambda o: o.RMSprop(learning_rate=0.01, momentum=0.5, centered=True),
+    "rmsprop_momentum": lambda o: o.RMSprop(learning_rate=0.01, momentum=0.5),
+    "adadelta": lambda o: o.Adadelta(learning_rate=1.0),
+}
+
+
+def _rule_run(make, steps, grads, state=None, dtype=np.float32):
+    """The weights and slots after ``steps`` updates with ``grads`` (cycled); ``state`` (a value) is
+    written into every slot after the first step."""
     from shenjing import optimizers
     from shenjing.autodiff import Variable
 
-    var = Variable(np.linspace(-1, 1, grads.shape[-1]).astype(np.float32))
-    opt = optimizers.Adam(learning_rate=0.01)
-    opt.apply_gradients([(grads[0], var)])
-    if m0 is not None:
-        opt._slots["m"][0][...] = m0
+    var = Variable(np.linspace(-1, 1, grads.shape[-1]).astype(dtype), dtype=dtype)
+    opt = make(optimizers)
+    opt.apply_gradients([(grads[0].astype(dtype), var)])
+    if state is not None:
+        for table in opt._slots.values():
+            table[0][...] = state
     for step in range(1, steps):
-        opt.apply_gradients([(grads[step % len(grads)], var)])
-    return var.data.copy(), opt._slots["m"][0].copy(), opt._slots["v"][0].copy()
+        opt.apply_gradients([(grads[step % len(grads)].astype(dtype), var)])
+    return var.data.copy(), {name: table[0].copy() for name, table in opt._slots.items()}
 
 
 @needs_numba
-def test_compiled_adam_is_the_numpy_rule_bit_for_bit(both_paths):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("rule", list(FUSED_RULES))
+def test_compiled_rules_are_the_numpy_rules_bit_for_bit(both_paths, rule, dtype):
     size = 16387
-    grads = np.random.default_rng(4).standard_normal((5, size)).astype(np.float32)
-    (w_ref, m_ref, v_ref), (w, m, v) = both_paths(lambda: _adam_run(7, grads))
+    grads = np.random.default_rng(4).standard_normal((5, size))
+    grads[:, :3] = [0.0, 1e3, -1e-6]
+    grads[2, 3], grads[3, 4] = np.nan, np.inf  # propagate as in NumPy (a flush must not hide them)
+    with np.errstate(invalid="ignore"):
+        (w_ref, slots_ref), (w, slots) = both_paths(lambda: _rule_run(FUSED_RULES[rule], 7, grads, dtype=dtype))
+    assert w.dtype == dtype and np.isnan(w[3])
     np.testing.assert_array_equal(w, w_ref)
-    np.testing.assert_array_equal(m, m_ref)
-    np.testing.assert_array_equal(v, v_ref)
+    assert slots.keys() == slots_ref.keys()
+    for name in slots:
+        np.testing.assert_array_equal(slots[name], slots_ref[name], err_msg=name)
 
 
 @needs_numba
-def test_compiled_adam_flushes_vanishing_moments_to_zero(both_paths):
-    """A weight whose gradient is 0 has its m decay by β1 a step: the compiled rule flushes it to 0 below
-    the floor instead of running into the (slow) subnormal range; the weights do not notice."""
+@pytest.mark.parametrize("rule", list(FUSED_RULES))
+def test_compiled_rules_flush_vanishing_averages_to_zero(both_paths, rule):
+    """A weight whose gradient is 0 has its moving averages decay every step: the compiled rules flush them
+    to 0 below the floor instead of running into the (slow) subnormal range; the weights do not notice."""
     from shenjing.optimizers.rules import MOMENT_FLOOR
 
     size = 16384
-    grads = np.zeros((1, size), np.float32)
-    m0 = np.full(size, 1e-29, np.float32)
-    (w_ref, m_ref, _), (w, m, _) = both_paths(lambda: _adam_run(60, grads, m0))
+    grads = np.zeros((1, size))
     floor = np.finfo(np.float32).tiny * MOMENT_FLOOR
-    assert np.all(m == 0) and np.all(m_ref > 0) and np.all(m_ref < floor)
+    start = np.float32(floor * 1.02)  # decays below the floor within the steps, even by β2 = 0.999 a step
+    (w_ref, slots_ref), (w, slots) = both_paths(lambda: _rule_run(FUSED_RULES[rule], 80, grads, state=start))
+    for name in slots:
+        assert np.all(slots[name] == 0), name
+        assert np.all(slots_ref[name] < floor), name  # the NumPy rule's: subnormal (or underflowed at last)
+    assert any(np.all(slots_ref[name] > 0) for name in slots)
     np.testing.assert_array_equal(w, w_ref)
+
+
+@needs_numba
+def test_compiled_adamax_propagates_nan_as_np_maximum(both_paths):
+    grads = np.random.default_rng(2).standard_normal((3, 64))
+    grads[1, 5] = np.nan
+    with np.errstate(invalid="ignore"):
+        (w_ref, slots_ref), (w, slots) = both_paths(lambda: _rule_run(FUSED_RULES["adamax"], 3, grads))
+    np.testing.assert_array_equal(w, w_ref)
+    np.testing.assert_array_equal(slots["u"], slots_ref["u"])
+    assert np.isnan(slots["u"][5]) and np.isnan(w[5])
 
 
 @needs_numba
