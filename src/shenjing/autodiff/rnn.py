@@ -367,7 +367,7 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
         W *= _lstm_vectors(u, dtype)[0]
     Xf = X.reshape(t * n, cols)
     P = (Xf @ W).reshape(t, n, width)
-    packed, core_backward = _lstm_core(P, fast, h0.data, c0.data, R.data, acts, plan)
+    packed, core_backward = _lstm_core(P, fast, h0.data, c0.data, R.data, acts, plan, own_projection=True)
 
     def backward(g):
         dz, gh, gc, dR = core_backward(g)
@@ -405,23 +405,29 @@ def _is_fast(acts) -> bool:
     return acts[0] is ACTIVATIONS["sigmoid"] and acts[1] is ACTIVATIONS["tanh"]
 
 
-def _lstm_core(P, prescaled, h0, c0, Rd, acts, plan):
+def _lstm_core(P, prescaled, h0, c0, Rd, acts, plan, own_projection=False):
     """Run the LSTM over the time-major input projection ``P`` (time, batch, 4·units), input-time order.
 
     ``prescaled``: P's sigmoid columns are already halved (the fast path; only with sigmoid/tanh).
+    ``own_projection``: P is the caller's own array, which the fast path may overwrite with the gates.
     Returns (the packed output, backward(g) -> (dZ (time, batch, 4·units) in input-time order, dh0, dc0, dR)).
     """
     if _is_fast(acts):
-        return _lstm_fast(P, prescaled, h0, c0, Rd, plan)
+        return _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection)
     if prescaled:
         raise ValueError("a prescaled projection needs the sigmoid/tanh LSTM")
     return _lstm_generic(P, h0, c0, Rd, acts, plan)
 
 
-def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
+def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False):
     """Sigmoid/tanh LSTM: per step one matmul into the step's gate block, one tanh over all four gates
     (the sigmoid columns halved: σ(z) = ½ + ½·tanh(z/2)) and whole-row affine passes, all in place in
     buffers allocated once per call.
+
+    With ``own_projection`` the gates are computed in P's own rows (the step's matmul goes to a small
+    buffer that stays in cache and is added onto them): every step then reads and writes one block of
+    main memory instead of reading P's and writing a separate gate array's (char-LSTM training step
+    63.5 → 60.6 ms). The sums are the same (x·W + h·R, in either order of the one addition).
 
     With the compiled path on, the gate math after the tanh (gates, new cell) and the whole backward
     step but its matmul run as the kernels ``lstm_gates`` and ``lstm_gates_backward`` (one pass over
@@ -434,23 +440,24 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan):
     dtype = P.dtype
     scale, shift = _lstm_vectors(u, dtype)
     Rs = Rd * scale  # halved sigmoid columns
-    A = xp.empty((t, n, width), dtype=dtype)  # gates i, f, g, o per input time
+    A = P if own_projection else xp.empty((t, n, width), dtype=dtype)  # gates i, f, g, o per input time
     H = xp.empty((t + 1, n, u), dtype=dtype)  # processing order
     C = xp.empty((t + 1, n, u), dtype=dtype)
     TC = xp.empty((t, n, u), dtype=dtype)  # tanh(c_new), processing order
     tmp = xp.empty((n, u), dtype=dtype)
+    product = xp.empty((n, width), dtype=dtype) if own_projection else None  # h·R of a step
     compiled = jit.kernels("rnn", A)  # the gate math in one pass per step
     H[0] = h0
     C[0] = c0
     for s in range(t):
         ix = plan.index[s]
         a = A[ix]
-        if prescaled:
-            xp.matmul(plan.dropped(H[s]), Rs, out=a)
-            a += P[ix]
+        if own_projection:
+            a += xp.matmul(plan.dropped(H[s]), Rs if prescaled else Rd, out=product)
         else:
-            xp.matmul(plan.dropped(H[s]), Rd, out=a)
+            xp.matmul(plan.dropped(H[s]), Rs if prescaled else Rd, out=a)
             a += P[ix]
+        if not prescaled:
             a *= scale
         xp.tanh(a, out=a)
         c = C[s + 1]
