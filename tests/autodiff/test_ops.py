@@ -120,6 +120,8 @@ case("linear-no-bias", ops.linear, normal((3, 4), (4, 5)))
 case("linear-batched", ops.linear, normal((2, 3, 4), (4, 5), (5,)))
 case("linear-1d", ops.linear, normal((4,), (4, 5), (5,)))
 case("linear-bias-row", ops.linear, normal((3, 4), (4, 5), (1, 5)))
+case("linear-4d", ops.linear, normal((2, 2, 3, 4), (4, 5), (5,)))
+case("matmul-strided-3d", lambda a, b: ops.matmul(ops.transpose(a, (1, 0, 2)), b), normal((3, 2, 4), (4, 5)))
 
 # reductions over every axis, tuples of axes and None, with and without keepdims
 REDUCE_AXES = [None, 0, 1, 2, -1, (0, 2), (1, 2), (0, 1, 2), (-1, 0)]

@@ -272,6 +272,8 @@ def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: 1-D operands, and batched (…, n, k) @ (…, k, m)."""
     a, b = _binary_operands(a, b)
     xp = B.xp
+    if a.ndim > 2 and b.ndim == 2:  # (…, n, k) @ (k, m): one GEMM over all rows (see linear)
+        return linear(a, b)
     out = a.data @ b.data
 
     def backward(g):
@@ -305,7 +307,11 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     gradient from the output) pair — ``nn.dense`` passes one of ``nn.FUSED_ACTIVATIONS``.
     """
     x, kernel = _binary_operands(x, kernel)
-    out = x.data @ kernel.data
+    xd = x.data
+    if xd.ndim > 2:  # one GEMM over all the rows: NumPy's stacked matmul makes one per leading index (2.3x slower)
+        out = (xd.reshape(-1, xd.shape[-1]) @ kernel.data).reshape(xd.shape[:-1] + (kernel.shape[-1],))
+    else:
+        out = xd @ kernel.data
     add = None  # the bias, when the activation adds it in its own pass
     if bias is not None:
         bias = bias if isinstance(bias, Tensor) else _constant_like(bias, kernel)
@@ -322,7 +328,7 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         if act is not None:
             g = act[1](g, out)
         g2 = g.reshape(-1, g.shape[-1])
-        gx = (g @ kernel.data.T) if x.requires_grad else None
+        gx = (g2 @ kernel.data.T).reshape(x.shape) if x.requires_grad else None
         gk = None
         if kernel.requires_grad:
             xt = x.data.reshape(-1, x.shape[-1]).T
