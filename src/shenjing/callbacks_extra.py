@@ -239,7 +239,7 @@ def _sq_norm(array):
 
     if isinstance(array, Tensor):
         array = array.data
-    flat = array.ravel()
+    flat = array.ravel(order="K")  # a view for a column-major kernel too
     return B.xp.dot(flat, flat.astype("float64")) if flat.size else B.xp.zeros((), "float64")
 
 

@@ -115,6 +115,18 @@ def test_fused_conv2d_activation_equals_conv_then_activation(case, activation, m
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+def test_normalize_tuple_answers_from_its_table_only_for_ints():
+    """Seen arguments come from a table; values equal to seen ones but of other types still raise."""
+    assert conv.normalize_tuple((2, 3), 2, "strides") == (2, 3)
+    assert conv.normalize_tuple((2, 3), 2, "strides") == (2, 3)
+    assert conv.normalize_tuple(2, 2, "strides") == (2, 2)
+    assert conv.normalize_tuple([2, 3], 2, "strides") == (2, 3)  # a list: not hashable, not stored
+    for bad in ((2 + 0j, 3), 2.0, (2.5, 3), (0, 1)):
+        with pytest.raises(ValueError):
+            conv.normalize_tuple(bad, 2, "strides")
+    assert conv.normalize_tuple(True, 2, "strides") == (1, 1)  # as the function itself answers
+
+
 def test_conv2d_rejects_an_activation_it_cannot_fuse():
     with pytest.raises(ValueError, match="cannot be fused"):
         conv.conv2d(n(1, 4, 4, 1), n(3, 3, 1, 1), activation="softmax")

@@ -284,6 +284,25 @@ def test_forward_matmul_linear_matches_numpy(rng):
     np.testing.assert_allclose(ops.linear(x, w).data, x @ w, rtol=1e-13)
 
 
+def test_linear_and_matmul_of_stacked_rows(rng):
+    """(…, n, k) @ (k, m) runs as one GEMM over all rows: NumPy's values, a zero width, a strided input
+    (kept for the backward: a second backward with retain_graph gives the same gradients)."""
+    a, w = _x(rng, 3, 2, 4), _x(rng, 4, 5)
+    np.testing.assert_array_equal(ops.matmul(np.zeros((2, 3, 0)), np.zeros((0, 5))).data, np.zeros((2, 3, 5)))
+    np.testing.assert_array_equal(ops.linear(np.zeros((2, 0, 4)), w).data, np.zeros((2, 0, 5)))
+    x = Tensor(a, requires_grad=True)
+    kernel = Tensor(w, requires_grad=True)
+    out = ops.linear(ops.transpose(x, (1, 0, 2)), kernel)
+    np.testing.assert_allclose(out.data, a.transpose(1, 0, 2) @ w, rtol=1e-13)
+    loss = ops.sum(ops.square(out))
+    loss.backward(retain_graph=True)
+    first = x.grad.copy(), kernel.grad.copy()
+    x.grad = kernel.grad = None
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, first[0])
+    np.testing.assert_array_equal(kernel.grad, first[1])
+
+
 @pytest.mark.parametrize("act", [None, "relu"])
 def test_linear_with_a_column_major_kernel(rng, act):
     """A column-major kernel (Dense's large ones) gives the row-major kernel's output and gradients, its

@@ -569,6 +569,56 @@ def test_in_place_blockwise_update_is_the_formula_bit_for_bit(make, layout):
         assert ours.data.dtype == dtype
 
 
+def test_state_and_gradients_take_a_column_major_variables_layout():
+    """Slots restored by set_state (row-major arrays, as a file gives them) and a row-major gradient are
+    brought to the variable's column-major layout: the update runs over flat arrays, with the same bits."""
+    rng = np.random.default_rng(1)
+    shape = (300, 250)
+    start = rng.normal(size=shape).astype(np.float32)
+    grads = [rng.normal(size=shape).astype(np.float32) for _ in range(4)]
+    reference, ours = Variable(start, order="F"), Variable(start, order="F")
+    opt_ref, opt = optimizers.Adam(0.01), optimizers.Adam(0.01)
+    for g in grads[:2]:
+        opt_ref.apply_gradients([(np.asfortranarray(g), reference)])
+        opt.apply_gradients([(np.asfortranarray(g), ours)])
+    state = {key: np.array(value, order="C") for key, value in opt.get_state().items()}
+    opt = optimizers.Adam(0.01)
+    opt.build([ours])
+    opt.set_state(state)
+    for g in grads[2:]:
+        opt_ref.apply_gradients([(np.asfortranarray(g), reference)])
+        opt.apply_gradients([(g, ours)])  # row-major
+        assert all(opt._slots[name][0].flags.f_contiguous for name in ("m", "v"))
+    np.testing.assert_array_equal(ours.data, reference.data)
+    assert ours.data.flags.f_contiguous
+
+
+@pytest.mark.parametrize("make", [
+    lambda eps: optimizers.Adam(0.01, epsilon=eps), lambda eps: optimizers.Nadam(0.01, epsilon=eps),
+    lambda eps: optimizers.Adamax(0.01, epsilon=eps), lambda eps: optimizers.RMSprop(0.01, epsilon=eps),
+    lambda eps: optimizers.Adadelta(1.0, epsilon=eps),
+], ids=["adam", "nadam", "adamax", "rmsprop", "adadelta"])
+@pytest.mark.parametrize("epsilon", [0.0, 1e-12, 1e-8])
+def test_small_epsilon_updates_stay_the_numpy_rules(make, epsilon):
+    """Tiny gradients with a small epsilon: the compiled rules' flush must not change a weight (for ε = 0 it
+    would divide by a flushed 0), so they give the NumPy rules' weights."""
+    from shenjing.backend import jit
+
+    results = []
+    for compiled in (False, True):
+        jit.set_enabled(compiled)
+        try:
+            w = Variable(np.linspace(-1, 1, 64).astype(np.float32))
+            opt = make(epsilon)
+            for step in range(4):
+                opt.apply_gradients([(np.full(64, 1e-16 * (step + 1), np.float32), w)])
+            results.append(w.data.copy())
+        finally:
+            jit.set_enabled(None)
+    assert np.all(np.isfinite(results[1]))
+    np.testing.assert_array_equal(results[1], results[0])
+
+
 def test_flat_views_share_one_element_order():
     from shenjing.optimizers.base import flat_views
 

@@ -50,22 +50,22 @@ CHANNELS_FIRST = "channels_first"
 # ------------------------------------------------------------------------- arguments
 
 
-_normalized: dict = {}  # (type, value, n) -> the tuple, for the hashable values seen: every op call normalizes them
+_normalized: dict = {}  # (value, n) -> the tuple, for the int arguments seen: every op call normalizes them
 
 
 def normalize_tuple(value, n: int, name: str) -> tuple:
     """``value`` (an int, or a sequence of ``n`` ints) as a tuple of ``n`` positive ints."""
-    try:
-        return _normalized[type(value), value, n]
-    except (KeyError, TypeError):  # not seen yet, or not hashable (a list)
-        pass
-    out = _normalize_tuple(value, n, name)
-    try:
-        if len(_normalized) < 1024:
-            _normalized[type(value), value, n] = out
-    except TypeError:
-        pass
-    return out
+    # plain ints and tuples of them come from a table; anything else (2.0, (2 + 0j, 3), a list) is checked
+    # every time: it may compare equal to a key of the table and still have to raise
+    if type(value) is int or (type(value) is tuple and all(type(v) is int for v in value)):
+        key = (value, n)
+        out = _normalized.get(key)
+        if out is None:
+            out = _normalize_tuple(value, n, name)
+            if len(_normalized) < 1024:
+                _normalized[key] = out
+        return out
+    return _normalize_tuple(value, n, name)
 
 
 def _normalize_tuple(value, n: int, name: str) -> tuple:

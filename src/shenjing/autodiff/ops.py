@@ -308,9 +308,10 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     """
     x, kernel = _binary_operands(x, kernel)
     xd = x.data
-    # the rows as one (rows, in) matrix — a copy when x is a strided view (a recurrent layer's output), made
-    # once for both passes — and one GEMM over them (NumPy's stacked matmul runs one per leading index, 2.3x slower)
-    x2 = xd if xd.ndim == 2 else xd.reshape(-1, xd.shape[-1])
+    # the rows as one (rows, in) matrix and one GEMM over them (NumPy's stacked matmul runs one per leading index,
+    # 2.3x slower); when x is a strided view (a recurrent layer's output) this is a copy, made once and kept
+    # for the kernel's gradient (memory for speed: the backward made it again)
+    x2 = xd if xd.ndim == 2 else xd.reshape(math.prod(xd.shape[:-1]), xd.shape[-1])  # (not −1: a width may be 0)
     out = x2 @ kernel.data
     if xd.ndim != 2:
         out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
@@ -329,7 +330,7 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     def backward(g):
         if act is not None:
             g = act[1](g, out)
-        g2 = g.reshape(-1, g.shape[-1])
+        g2 = g.reshape(x2.shape[0], g.shape[-1])
         gx = (g2 @ kernel.data.T).reshape(x.shape) if x.requires_grad else None
         gk = None
         if kernel.requires_grad:

@@ -427,7 +427,7 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False):
     With ``own_projection`` the gates are computed in P's own rows (the step's matmul goes to a small
     buffer that stays in cache and is added onto them): every step then reads and writes one block of
     main memory instead of reading P's and writing a separate gate array's (char-LSTM training step
-    63.5 → 60.6 ms). The sums are the same (x·W + h·R, in either order of the one addition).
+    64.2 → 61.6 ms). The sums are the same (x·W + h·R, in either order of the one addition).
 
     With the compiled path on, the gate math after the tanh (gates, new cell) and the whole backward
     step but its matmul run as the kernels ``lstm_gates`` and ``lstm_gates_backward`` (one pass over

@@ -24,11 +24,12 @@ class Variable(Tensor):
     ``constraint`` (a callable array -> array) is applied after each update.
 
     ``order``: the memory layout of ``data``, "C" (row-major, the default) or "F"
-    (column-major: a 2-D weight stored as its transpose would be in C). Results
-    never depend on it, only speed: Dense keeps its (in, units) kernel in "F",
-    PyTorch's (units, in) layout, where one sample's product with it is a
-    multithreaded BLAS gemv (a third of the time of the row-major one). The
-    layout survives ``assign`` and in-place updates.
+    (column-major: a 2-D weight stored as its transpose would be in C). It
+    changes speed, and at most the rounding of BLAS's sums: Dense keeps its
+    large (in, units) kernels in "F", PyTorch's (units, in) layout, where one
+    sample's product with them is a multithreaded BLAS gemv (a third of the
+    time of the row-major one). The layout survives ``assign`` and in-place
+    updates, and an optimizer keeps its slots in it.
     """
 
     __slots__ = ("_trainable", "constraint", "_regularizer")

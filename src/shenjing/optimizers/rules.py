@@ -11,8 +11,8 @@ optimizer, block by block (so that a large variable is updated while its block
 is in the cache); no array is allocated per step. The arithmetic is exactly the
 formula's, operation by operation, as each docstring writes it.
 
-With the compiled path on (``shenjing.backend.jit``), every rule but Adagrad and
-AMSGrad runs as one kernel of ``backend.kernels.optim``: the same operations in
+With the compiled path on (``shenjing.backend.jit``), every rule but plain SGD,
+Adagrad and AMSGrad runs as one kernel of ``backend.kernels.optim``: the same operations in
 the same order, in one pass over the variable, its gradient and slots, with the
 moving averages flushed to zero below :data:`MOMENT_FLOOR`.
 """
@@ -32,18 +32,30 @@ times the dtype's smallest normal number to zero (about 2e-31 in float32). A wei
 every operation on them takes a slow microcode path: measured on a 784×512 variable with half its state
 subnormal, an update took 7× as long with Nadam, 6× with Adamax, 4× with SGD momentum and 2.7× with
 RMSprop, for as long as the decay lasts (β2 = 0.999: thousands of steps). Values that small are far too
-small to move a weight (next to ε, or to a gradient). The NumPy rules, the reference, do not flush; above
-the floor the compiled rules give their bits exactly."""
+small to move a weight: next to ε they round away (for a small ε the floor is lowered until they do, and
+ε = 0 turns the flush off: see ``_fused``). The NumPy rules, the reference, do not flush; above the floor
+the compiled rules give their bits exactly."""
 
 
-def _fused(w, g, *slots):
+def _fused(w, g, *slots, epsilon=None):
     """``(kernels, flat arrays, floor)`` for a compiled update of ``w`` with its gradient and slots (flat
-    views in one element order), or ``(None, None, None)``: the NumPy rule runs."""
+    views in one element order), or ``(None, None, None)``: the NumPy rule runs.
+
+    ``floor`` is :data:`MOMENT_FLOOR` times the dtype's smallest normal number, lowered for a rule whose
+    denominator adds an ``epsilon`` so that the square root of any flushed value stays below half an ulp of
+    epsilon: it would have rounded away there, and the update's bits are the NumPy rule's. An epsilon too
+    small for any normal floor (ε = 0 among them: it would divide by a flushed 0) gets 0, no flush."""
     flat = flat_views(w, g, *slots)
     compiled = None if flat is None else jit.kernels("optim", *flat)
     if compiled is None:
         return None, None, None
-    return compiled, flat, w.dtype.type(B.xp.finfo(w.dtype).tiny * MOMENT_FLOOR)
+    info = B.xp.finfo(w.dtype)
+    floor = float(info.tiny) * MOMENT_FLOOR
+    if epsilon is not None:
+        floor = min(floor, (epsilon * 2.0 ** -(info.nmant + 2)) ** 2)
+        if floor < info.tiny:
+            floor = 0.0
+    return compiled, flat, w.dtype.type(floor)
 
 
 def _update_moments(g, m, v, b1, b2, scratch) -> None:
@@ -176,10 +188,10 @@ class Adadelta(Optimizer):
         xp = B.xp
         rho, eps = self.rho, self.epsilon
         compiled, flat, floor = _fused(w, g, self._slot("accumulated_grad", index),
-                                       self._slot("accumulated_delta", index))
+                                       self._slot("accumulated_delta", index), epsilon=eps)
         if compiled is not None:
             scalar = w.dtype.type
-            compiled.adadelta(*flat, scalar(rho), scalar(1.0 - rho), scalar(eps), scalar(lr), floor)
+            compiled.adadelta(*flat, scalar(rho), scalar(1.0 - rho), scalar(eps), scalar(lr), scalar(-1.0), floor)
             return
 
         def adadelta(w, g, eg, ed, s1, delta):
@@ -241,7 +253,7 @@ class RMSprop(Optimizer):
             slots.append(self._slot("average_gradient", index))
         if mu > 0:
             slots.append(self._slot("momentum", index))
-        compiled, flat, floor = _fused(w, g, *slots)
+        compiled, flat, floor = _fused(w, g, *slots, epsilon=eps)
         if compiled is not None:
             scalar = w.dtype.type
             v = flat[2]
@@ -313,7 +325,7 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         slots = [self._slot("m", index), self._slot("v", index)]
-        compiled, flat, floor = (None, None, None) if self.amsgrad else _fused(w, g, *slots)
+        compiled, flat, floor = (None, None, None) if self.amsgrad else _fused(w, g, *slots, epsilon=eps)
         if compiled is not None:  # the same operations fused into one pass
             scalar = w.dtype.type
             compiled.adam(*flat, scalar(1.0 - b1), scalar(1.0 - b2), scalar(alpha), scalar(eps), floor)
@@ -375,7 +387,7 @@ class Adamax(Optimizer):
         xp = B.xp
         b1, b2, eps = self.beta_1, self.beta_2, self.epsilon
         correction = 1.0 - b1 ** (self.iterations + 1)
-        compiled, flat, floor = _fused(w, g, self._slot("m", index), self._slot("u", index))
+        compiled, flat, floor = _fused(w, g, self._slot("m", index), self._slot("u", index), epsilon=eps)
         if compiled is not None:
             scalar = w.dtype.type
             compiled.adamax(*flat, scalar(1.0 - b1), scalar(b2), scalar(eps), scalar(correction), scalar(lr), floor)
@@ -447,7 +459,7 @@ class Nadam(Optimizer):
         c_g = (1.0 - u_t) / (1.0 - p_t)
         c_v = 1.0 - b2 ** t
         eps = self.epsilon
-        compiled, flat, floor = _fused(w, g, self._slot("m", index), self._slot("v", index))
+        compiled, flat, floor = _fused(w, g, self._slot("m", index), self._slot("v", index), epsilon=eps)
         if compiled is not None:
             scalar = w.dtype.type
             compiled.nadam(*flat, scalar(1.0 - b1), scalar(1.0 - b2), scalar(c_m), scalar(c_g), scalar(c_v),

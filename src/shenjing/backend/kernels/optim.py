@@ -80,15 +80,16 @@ def rmsprop(w, g, v, mg, b, rho, keep, eps, lr, mu, centered, momentum, floor):
 
 
 @nb.njit(**_JIT)
-def adadelta(w, g, eg, ed, rho, keep, eps, lr, floor):
-    """Eg = Eg·rho + (g²)·(1 − rho); d = −(√(Ed + eps)·g / √(Eg + eps)); Ed = Ed·rho + (d²)·(1 − rho);
-    w += d·lr; both averages flushed below ``floor``."""
+def adadelta(w, g, eg, ed, rho, keep, eps, lr, minus_one, floor):
+    """Eg = Eg·rho + (g²)·(1 − rho); d = (√(Ed + eps)·g / √(Eg + eps))·(−1); Ed = Ed·rho + (d²)·(1 − rho);
+    w += d·lr; both averages flushed below ``floor``. ``minus_one`` is −1 in the arrays' dtype (a product
+    with it keeps a NaN's sign bit, as the NumPy rule's ``delta *= -1.0`` does)."""
     w1, g1, eg1, ed1 = w.reshape(-1), g.reshape(-1), eg.reshape(-1), ed.reshape(-1)
     for k in range(w1.size):
         gk = g1[k]
         egk = _flushed(eg1[k] * rho + (gk * gk) * keep, floor)
         eg1[k] = egk
-        delta = -((np.sqrt(ed1[k] + eps) * gk) / np.sqrt(egk + eps))
+        delta = ((np.sqrt(ed1[k] + eps) * gk) / np.sqrt(egk + eps)) * minus_one
         ed1[k] = _flushed(ed1[k] * rho + (delta * delta) * keep, floor)
         w1[k] += delta * lr
 
