@@ -24,6 +24,22 @@ def test_dense_stores_large_kernels_column_major():
     np.testing.assert_allclose(large(x).numpy(), x @ np.ascontiguousarray(large.kernel.data), rtol=1e-5, atol=1e-5)
 
 
+def test_input_checks_remember_only_the_last_valid_shape():
+    """A layer skips the check of the shape that passed last; any other shape is checked (and a new weight
+    forgets the shape)."""
+    dense, pool = layers.Dense(3), layers.MaxPooling2D(2)
+    for _ in range(2):
+        dense(np.ones((4, 5), np.float32))
+        pool(np.ones((1, 4, 4, 2), np.float32))
+    with pytest.raises(ValueError, match="expected the last axis to have size 5"):
+        dense(np.ones((4, 6), np.float32))
+    with pytest.raises(ValueError, match="pool"):
+        pool(np.ones((1, 1, 4, 2), np.float32))
+    dense(np.ones((2, 5), np.float32))
+    dense.add_weight("extra", (2,))
+    assert dense._valid_input_shape is None
+
+
 def test_dense_on_3d_input_and_no_bias():
     layer_test(layers.Dense, {"units": 2, "use_bias": False}, (2, 3, 4), (None, 3, 2), expected_weights=1)
 

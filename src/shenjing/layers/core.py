@@ -169,7 +169,7 @@ class Dense(KernelLayer):
                              f"shape {_shape_str(shape)}")
 
     def _check_input(self, inputs) -> None:
-        self._check_input_shape(inputs.shape)
+        self._check_input_shape_once(tuple(inputs.shape))
 
     def call(self, inputs):
         fused = self._fused_activation

@@ -193,7 +193,7 @@ class _SpatialDropout(_RandomLayer):
                              f"{_shape_str(tuple(input_shape))}")
 
     def _check_input(self, inputs) -> None:
-        self._check_input_shape(tuple(inputs.shape))
+        self._check_input_shape_once(tuple(inputs.shape))
 
     def call(self, inputs, training=None):
         if not training or self.rate == 0:

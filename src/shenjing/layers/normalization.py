@@ -105,7 +105,7 @@ class _Normalization(Layer):
                              f"(None: any size), got shape {_shape_str(tuple(shape))}")
 
     def _check_input(self, inputs) -> None:
-        self._check_input_shape(tuple(inputs.shape))
+        self._check_input_shape_once(tuple(inputs.shape))
 
     def _compute_input(self, inputs):
         """(input to normalize, dtype to cast the output back to or None). Float16/bfloat16 inputs are

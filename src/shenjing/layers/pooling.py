@@ -94,7 +94,7 @@ class _SpatialLayer(Layer):
         return (batch, channels) + tuple(spatial)
 
     def _check_input(self, inputs) -> None:
-        self._check_input_shape(tuple(inputs.shape))
+        self._check_input_shape_once(tuple(inputs.shape))
 
 
 # ------------------------------------------------------------------------ local pooling
