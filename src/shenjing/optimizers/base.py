@@ -272,8 +272,9 @@ class Optimizer:
         data = self._variables[index].data
         arr = table.get(index)
         if (arr is not None and arr.shape == data.shape and arr.dtype == data.dtype
-                and arr.flags.c_contiguous == data.flags.c_contiguous):
-            return arr
+                and (arr.flags.c_contiguous or not data.flags.c_contiguous)
+                and (arr.flags.f_contiguous or data.flags.c_contiguous or not data.flags.f_contiguous)):
+            return arr  # (in the variable's layout when that is row- or column-major)
         if arr is not None:
             if arr.shape != data.shape:
                 raise ValueError(
