@@ -190,3 +190,57 @@ def test_the_lstm_layer_on_both_paths(kernel_calls, options):
     assert kernel_calls["lstm_gates"] > 0 and kernel_calls["lstm_gates_backward"] > 0
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, **TOL["float32"])
+
+
+# ---------------------------------------------------------------------- GRU (reset_after, sigmoid/tanh)
+
+
+def gru_inputs(seed=0):
+    """float64 arrays of gru: the projection, h0, the recurrent kernel and bias."""
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(N, T, 3 * U)) * 0.5, rng.normal(size=(N, U)), rng.normal(size=(U, 3 * U)) * 0.5,
+            rng.normal(size=(3 * U,)) * 0.5]
+
+
+@pytest.fixture
+def gru_calls(monkeypatch):
+    module = kernels_module()
+    calls = []
+    kernel = module.gru_gates_backward
+    monkeypatch.setattr(module, "gru_gates_backward", lambda *args: calls.append(1) or kernel(*args))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_gru_both_paths_agree(gru_calls, dtype, variant):
+    weights = np.random.default_rng(8).normal(size=(N, T + 1, U)).astype(dtype)
+    results = []
+    for on in (False, True):
+        jit.set_enabled(on)
+        tensors = [Tensor(a.astype(dtype), requires_grad=True) for a in gru_inputs(1)]
+        outs = rnn.gru(*tensors, **VARIANTS[variant])
+        packed = ops.concatenate([outs[0], ops.expand_dims(outs[1], 1)], axis=1)
+        ops.sum(ops.mul(packed, weights)).backward()
+        results.append([o.numpy() for o in outs] + [t.grad for t in tensors])
+    assert len(gru_calls) == T  # only the compiled run calls it, once a step
+    for ours, ref in zip(results[1], results[0]):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, ref, **TOL[dtype])
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_gru_central_differences_through_the_compiled_path(gru_calls, variant):
+    jit.set_enabled(True)
+    err = check_gradients(lambda *t: _everything(rnn.gru(*t, **VARIANTS[variant])), *gru_inputs(3))
+    assert err < 1e-6, f"relative error {err:.2e}"
+    assert gru_calls
+
+
+def test_gru_other_activations_and_reset_before_take_the_numpy_path(gru_calls):
+    jit.set_enabled(True)
+    x, h0, r, b = gru_inputs()
+    for options in (dict(recurrent_activation="hard_sigmoid"), dict(activation="relu")):
+        rnn.gru(Tensor(x, requires_grad=True), h0, r, b, **options)[0].sum().backward()
+    rnn.gru(Tensor(x, requires_grad=True), h0, r, None, reset_after=False)[0].sum().backward()
+    assert gru_calls == []

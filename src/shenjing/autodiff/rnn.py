@@ -659,14 +659,27 @@ def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, rec
         DH = xp.empty((t, n, u), dtype=dtype) if reset_after else None  # gradient of (h·R + b)_h
         Rt = xp.ascontiguousarray(Rd.T)
         drec = xp.empty((n, 3 * u), dtype=dtype)
+        # sigmoid/tanh with reset_after (Keras's and torch's default): the gate math of a step in one kernel
+        compiled = (jit.kernels("rnn", A, H, AUX, gh) if reset_after and ract is _sigmoid and act is _tanh
+                    else None)
+        dhp = xp.empty((n, u), dtype=dtype) if compiled is not None else None
         for s in reversed(range(t)):
             ix = plan.index[s]
             gh += g_out[s]
             g_new, g_skip = plan.split_grad(gh, s)
             a = A[ix]
-            z, r, hh = a[:, :u], a[:, u:2 * u], a[:, 2 * u:]
             hprev = H[s]
             d = dA[ix]
+            if compiled is not None:
+                compiled.gru_gates_backward(g_new, a, hprev, AUX[ix], d, drec, DH[ix], gh)
+                xp.matmul(drec, Rt, out=dhp)
+                if plan.rdm is not None:
+                    dhp *= plan.rdm
+                gh += dhp
+                if g_skip is not None:
+                    gh += g_skip
+                continue
+            z, r, hh = a[:, :u], a[:, u:2 * u], a[:, 2 * u:]
             xp.subtract(hprev, hh, out=d[:, :u])
             d[:, :u] *= g_new
             d[:, :u] *= dract(z)

@@ -76,3 +76,39 @@ def lstm_gates_backward(gh, gc, a, tc, c_prev, d, gc_prev):
             d3[r, 1, j] = dc[j] * c_prev[r, j] * ((one - a3[r, 1, j]) * a3[r, 1, j])
         for j in range(u):
             gc_prev[r, j] = dc[j] * a3[r, 1, j]
+
+
+@nb.njit(**_JIT)
+def gru_gates_backward(g_new, a, h_prev, aux, d, drec, dh_rec, gh):
+    """The adjoint of one GRU step's gate math (sigmoid gates, tanh candidate, ``reset_after``; the
+    recurrent matmul excluded), as the NumPy twin in ``shenjing.autodiff.rnn.gru`` computes it.
+
+    ``g_new`` (batch, units): the gradient reaching h_new = z·(h_prev − ĥ) + ĥ; ``a`` (batch, 3·units):
+    the step's z, r, ĥ; ``aux`` (batch, units): (h·R + b) of the candidate block. Writes ``d`` (batch,
+    3·units), the gradient of the gates' pre-activations; ``drec`` (batch, 3·units), that of h·R + b
+    (the candidate block times r); ``dh_rec`` (batch, units), its candidate block again (for dR); and
+    ``gh`` (batch, units), g_new·z, the direct part of the gradient of h_prev (``gh`` may be ``g_new``).
+    """
+    n, width = a.shape
+    u = width // 3
+    one = a.dtype.type(1)
+    a3, d3, r3 = a.reshape(n, 3, u), d.reshape(n, 3, u), drec.reshape(n, 3, u)
+    for r in range(n):  # one loop per output block: each vectorises (a loop writing all blocks did not)
+        for j in range(u):
+            z = a3[r, 0, j]
+            d3[r, 0, j] = ((h_prev[r, j] - a3[r, 2, j]) * g_new[r, j]) * (z * (one - z))
+        for j in range(u):
+            cand = a3[r, 2, j]
+            d3[r, 2, j] = (g_new[r, j] * (one - a3[r, 0, j])) * (one - cand * cand)
+        for j in range(u):
+            reset = a3[r, 1, j]
+            d3[r, 1, j] = (d3[r, 2, j] * aux[r, j]) * (reset * (one - reset))
+        for j in range(u):
+            r3[r, 0, j] = d3[r, 0, j]
+            r3[r, 1, j] = d3[r, 1, j]
+        for j in range(u):
+            back = d3[r, 2, j] * a3[r, 1, j]
+            r3[r, 2, j] = back
+            dh_rec[r, j] = back
+        for j in range(u):
+            gh[r, j] = g_new[r, j] * a3[r, 0, j]
