@@ -626,10 +626,27 @@ def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, rec
     # reset_after: (h·R + b)_h per input time; else r ⊙ h (the input of the h-block matmul)
     AUX = xp.empty((t, n, u), dtype=dtype)
     tmp = xp.empty((n, 3 * u if reset_after else 2 * u), dtype=dtype)
+    # sigmoid/tanh with reset_after (Keras's and torch's default): the gate math in three kernels around
+    # the two tanh passes (the NumPy ufuncs below are their twins)
+    compiled = jit.kernels("rnn", A, H, AUX) if reset_after and ract is _sigmoid and act is _tanh else None
+    if compiled is not None:
+        xT = xp.ascontiguousarray(xT, dtype=dtype)  # time-major already when a layer projected it
+        rbias = bias.data if bias is not None else xp.zeros(3 * u, dtype=dtype)
+        if rbias.dtype != dtype or not jit.usable(xT, rbias):
+            compiled = None
     for s in range(t):
         ix = plan.index[s]
         a, x = A[ix], xT[ix]
         hp = plan.dropped(H[s])
+        if compiled is not None:
+            xp.matmul(hp, Rd, out=tmp)
+            compiled.gru_gates_input(x, tmp, rbias, a, AUX[ix])
+            xp.tanh(a[:, :2 * u], out=a[:, :2 * u])
+            compiled.gru_gates_candidate(x, AUX[ix], a)
+            xp.tanh(a[:, 2 * u:], out=a[:, 2 * u:])
+            compiled.gru_state(a, H[s], H[s + 1])
+            plan.carry(H[s + 1], H[s], s)
+            continue
         if reset_after:
             xp.matmul(hp, Rd, out=tmp)
             if bias is not None:

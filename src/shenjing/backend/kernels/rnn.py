@@ -112,3 +112,45 @@ def gru_gates_backward(g_new, a, h_prev, aux, d, drec, dh_rec, gh):
             dh_rec[r, j] = back
         for j in range(u):
             gh[r, j] = g_new[r, j] * a3[r, 0, j]
+
+
+@nb.njit(**_JIT)
+def gru_gates_input(x, rec, bias, a, aux):
+    """The start of one GRU step (sigmoid gates, ``reset_after``), before the gates' tanh: the z and r
+    blocks of ``a`` (batch, 3·units) get (x + (h·R + b))·½ (σ(v) = ½ + ½·tanh(v/2)), and ``aux``
+    (batch, units) gets the candidate block's h·R + b. ``x`` (batch, 3·units): the step's input
+    projection; ``rec`` (batch, 3·units): h·R; ``bias`` (3·units,): the recurrent bias (zeros for none).
+    """
+    n, width = a.shape
+    u = width // 3
+    half = a.dtype.type(0.5)
+    for r in range(n):
+        for j in range(2 * u):
+            a[r, j] = (x[r, j] + (rec[r, j] + bias[j])) * half
+        for j in range(u):
+            aux[r, j] = rec[r, 2 * u + j] + bias[2 * u + j]
+
+
+@nb.njit(**_JIT)
+def gru_gates_candidate(x, aux, a):
+    """After the z and r blocks' tanh: z, r = ½ + ½·tanh (in place), and the candidate block of ``a``
+    gets r·aux + x (its pre-activation)."""
+    n, width = a.shape
+    u = width // 3
+    half = a.dtype.type(0.5)
+    for r in range(n):
+        for j in range(2 * u):
+            a[r, j] = a[r, j] * half + half
+        for j in range(u):
+            a[r, 2 * u + j] = a[r, u + j] * aux[r, j] + x[r, 2 * u + j]
+
+
+@nb.njit(**_JIT)
+def gru_state(a, h_prev, h):
+    """The new state after the candidate's tanh: h = (h_prev − ĥ)·z + ĥ."""
+    n, width = a.shape
+    u = width // 3
+    for r in range(n):
+        for j in range(u):
+            cand = a[r, 2 * u + j]
+            h[r, j] = (h_prev[r, j] - cand) * a[r, j] + cand
