@@ -204,10 +204,15 @@ def gru_inputs(seed=0):
 
 @pytest.fixture
 def gru_calls(monkeypatch):
+    """The names of the GRU kernels called, one entry a call (the kernels still run)."""
     module = kernels_module()
     calls = []
-    kernel = module.gru_gates_backward
-    monkeypatch.setattr(module, "gru_gates_backward", lambda *args: calls.append(1) or kernel(*args))
+
+    def counting(name, kernel):
+        return lambda *args: calls.append(name) or kernel(*args)
+
+    for name in ("gru_gates_input", "gru_gates_candidate", "gru_state", "gru_gates_backward"):
+        monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     return calls
 
 
@@ -223,7 +228,9 @@ def test_gru_both_paths_agree(gru_calls, dtype, variant):
         packed = ops.concatenate([outs[0], ops.expand_dims(outs[1], 1)], axis=1)
         ops.sum(ops.mul(packed, weights)).backward()
         results.append([o.numpy() for o in outs] + [t.grad for t in tensors])
-    assert len(gru_calls) == T  # only the compiled run calls it, once a step
+    # only the compiled run calls them, each once a step
+    assert sorted(gru_calls) == sorted(["gru_gates_input", "gru_gates_candidate", "gru_state",
+                                        "gru_gates_backward"] * T)
     for ours, ref in zip(results[1], results[0]):
         assert ours.dtype == dtype
         np.testing.assert_allclose(ours, ref, **TOL[dtype])
