@@ -15,10 +15,45 @@ import numpy as np
 import pytest
 
 from shenjing.autodiff import Tensor, norm, ops
+from shenjing.backend import jit
 
 from .helpers import assert_gradients
 
 R = np.random.default_rng(7)
+
+
+@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+def path(request):
+    """Every test here runs on the NumPy reference path and on the compiled (numba) batch-norm kernels."""
+    if request.param == "compiled" and not jit.numba_available():
+        pytest.skip("numba is not installed: the compiled path is off")
+    jit.set_enabled(request.param == "compiled")
+    yield request.param
+    jit.set_enabled(None)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(6, 3), (2, 3, 4, 5), (64, 7, 7, 16)])
+@pytest.mark.parametrize("use_gamma,use_beta", [(True, True), (False, True), (True, False), (False, False)])
+def test_batch_norm_train_both_paths_agree(path, dtype, shape, use_gamma, use_beta):
+    """The compiled kernels (channels last) against the NumPy formulas: output, batch statistics and every
+    gradient."""
+    rng = np.random.default_rng(3)
+    arrays = [rng.normal(2.0, 3.0, shape), rng.uniform(0.5, 2.0, shape[-1]), rng.normal(size=shape[-1])]
+    g = rng.normal(size=shape).astype(dtype)
+    results = []
+    for on in (False, True):
+        jit.set_enabled(on)
+        x, gamma, beta = (Tensor(a.astype(dtype), requires_grad=True) for a in arrays)
+        y, mean, var = norm.batch_norm_train(x, gamma if use_gamma else None, beta if use_beta else None,
+                                             tuple(range(len(shape) - 1)), 1e-3)
+        y.backward(g)
+        results.append([y.data, mean, var, x.grad] + [t.grad for t, used in ((gamma, use_gamma), (beta, use_beta))
+                                                         if used])
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for ours, ref in zip(results[1], results[0]):
+        assert ours.dtype == dtype and ours.shape == ref.shape
+        np.testing.assert_allclose(ours, ref, **tol)
 
 
 def n(*shape):

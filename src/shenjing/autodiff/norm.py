@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 
 from .. import backend as B
+from ..backend import jit
 from .ops import _t, unbroadcast
 from .tensor import Tensor, make
 
@@ -146,10 +147,13 @@ def batch_norm_train(x, gamma, beta, axes, epsilon):
     gamma, gamma_b = _param(gamma, x.shape, kept, x.dtype, who, "gamma")
     beta, beta_b = _param(beta, x.shape, kept, x.dtype, who, "beta")
 
+    parents = [x] + [p for p in (gamma, beta) if p is not None]
+    compiled = _compiled_batch_norm(x, gamma_b, beta_b, axes, epsilon, parents)
+    if compiled is not None:
+        return compiled
+
     mean, var, inv_std, xhat = _moments(x.data, axes, epsilon)
     out = _affine(xhat, gamma_b, beta_b)
-
-    parents = [x] + [p for p in (gamma, beta) if p is not None]
 
     def backward(g):
         g_sum = g.sum(axis=axes, keepdims=True)
@@ -169,6 +173,39 @@ def batch_norm_train(x, gamma, beta, axes, epsilon):
     param_shape = tuple(x.shape[i] for i in kept)
     y = make(out, tuple(parents), backward)
     return y, mean.reshape(param_shape), var.reshape(param_shape)
+
+
+def _compiled_batch_norm(x, gamma_b, beta_b, axes, epsilon, parents):
+    """:func:`batch_norm_train` for statistics over every axis but the last (channels last, or (N, C)) as
+    the kernels of ``backend.kernels.norm``; None (the NumPy formulas run) for other axes, or when the
+    compiled path is off or cannot take the arrays."""
+    xp = B.xp
+    xd = x.data
+    if axes != tuple(range(xd.ndim - 1)) or not xd.flags.c_contiguous:
+        return None
+    c = xd.shape[-1]
+    x2 = xd.reshape(-1, c)
+    gamma = xp.ones(c, xd.dtype) if gamma_b is None else gamma_b.reshape(c)
+    beta = xp.zeros(c, xd.dtype) if beta_b is None else beta_b.reshape(c)
+    kernels = jit.kernels("norm", x2, gamma, beta)
+    if kernels is None:
+        return None
+    out, xhat = xp.empty_like(x2), xp.empty_like(x2)
+    mean, var, inv_std = (xp.empty(c, xd.dtype) for _ in range(3))
+    kernels.batch_norm_forward(x2, gamma, beta, xd.dtype.type(epsilon), out, xhat, mean, var, inv_std)
+    scale = inv_std if gamma_b is None else gamma * inv_std
+    gamma_t, beta_t = parents[1:1 + (gamma_b is not None)], parents[1 + (gamma_b is not None):]
+
+    def backward(g):
+        g2 = xp.ascontiguousarray(g.reshape(-1, c), dtype=xd.dtype)
+        dx = xp.empty_like(g2) if x.requires_grad else None
+        g_sum, gx_sum = xp.empty(c, xd.dtype), xp.empty(c, xd.dtype)
+        kernels.batch_norm_backward(g2, xhat, scale, dx is not None, g2 if dx is None else dx, g_sum, gx_sum)
+        grads = [None if dx is None else dx.reshape(xd.shape)]
+        grads += [_grad_for(p, gx_sum) for p in gamma_t] + [_grad_for(p, g_sum) for p in beta_t]
+        return tuple(grads)
+
+    return make(out.reshape(xd.shape), tuple(parents), backward), mean, var
 
 
 # -------------------------------------------------------------- batch norm, inference
