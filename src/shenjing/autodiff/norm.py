@@ -236,14 +236,29 @@ def batch_norm_infer(x, mean, var, gamma, beta, epsilon, axes=None):
     xp = B.xp
     inv_std = 1 / xp.sqrt(var_b + epsilon)
     scale = inv_std if gamma_b is None else gamma_b * inv_std
-    centered = x.data - mean_b
-    out = centered * scale
-    if beta_b is not None:
-        out = out + beta_b
+    xd = x.data
+    kernels = None
+    if axes == tuple(range(xd.ndim - 1)) and xd.flags.c_contiguous:  # channels last: one compiled pass
+        c = xd.shape[-1]
+        flat = [mean_b.reshape(c), scale.reshape(c),
+                xp.zeros(c, xd.dtype) if beta_b is None else beta_b.reshape(c)]
+        kernels = jit.kernels("norm", xd.reshape(-1, c), *flat)
+    if kernels is not None:
+        out = xp.empty_like(xd)
+        kernels.batch_norm_affine(xd.reshape(-1, c), *flat, out.reshape(-1, c))
+        centered = None  # made by the backward when a gradient needs it
+    else:
+        centered = xd - mean_b
+        out = centered * scale
+        if beta_b is not None:
+            out = out + beta_b
 
     parents = [x, mean, var] + [p for p in (gamma, beta) if p is not None]
 
     def backward(g):
+        nonlocal centered
+        if centered is None and (var.requires_grad or (gamma is not None and gamma.requires_grad)):
+            centered = xd - mean_b
         grads = [g * scale if x.requires_grad else None]
         grads.append(_grad_for(mean, unbroadcast(-g * scale, mean_b.shape)) if mean.requires_grad else None)
         grads.append(_grad_for(var, unbroadcast(g * centered * scale * (-0.5) * inv_std * inv_std, var_b.shape))

@@ -62,3 +62,13 @@ def batch_norm_backward(g, xhat, scale, want_dx, dx, g_sum, gx_sum):
     for r in range(m):
         for j in range(c):
             dx[r, j] = scale[j] * (g[r, j] - (g_sum[j] + xhat[r, j] * gx_sum[j]) / n)
+
+
+@nb.njit(**_JIT)
+def batch_norm_affine(x, mean, scale, beta, out):
+    """Inference: out = (x − mean)·scale + beta per channel over the rows of ``x`` (rows, C) (``scale`` =
+    γ/√(var + ε); ``beta`` zeros when the layer has none)."""
+    m, c = x.shape
+    for r in range(m):
+        for j in range(c):
+            out[r, j] = (x[r, j] - mean[j]) * scale[j] + beta[j]
