@@ -56,6 +56,70 @@ def test_batch_norm_train_both_paths_agree(path, dtype, shape, use_gamma, use_be
         np.testing.assert_allclose(ours, ref, **tol)
 
 
+@pytest.fixture
+def norm_calls(monkeypatch):
+    """The names of the batch-norm kernels called (they still run)."""
+    pytest.importorskip("numba")
+    import importlib
+
+    module = importlib.import_module("shenjing.backend.kernels.norm")
+    calls = []
+    for name in ("batch_norm_forward", "batch_norm_backward", "batch_norm_affine"):
+        kernel = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, _k=kernel, _n=name: calls.append(_n) or _k(*args))
+    return calls
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_norm_infer_both_paths_agree_with_every_gradient(norm_calls, dtype):
+    """Inference mode, every input requiring a gradient (a frozen layer being fine-tuned, statistics as
+    Tensors): the compiled pass and the NumPy formulas agree, and the kernels ran."""
+    rng = np.random.default_rng(4)
+    shape = (8, 3, 3, 5)
+    arrays = [rng.normal(1.0, 2.0, shape), rng.normal(size=5), rng.uniform(0.5, 2.0, 5), rng.uniform(0.5, 2.0, 5),
+              rng.normal(size=5)]
+    g = rng.normal(size=shape).astype(dtype)
+    results = []
+    for on in (False, True):
+        jit.set_enabled(on)
+        tensors = [Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        y = norm.batch_norm_infer(tensors[0], *tensors[1:], 1e-3, axes=(0, 1, 2))
+        y.backward(g)
+        results.append([y.data] + [t.grad for t in tensors])
+    assert "batch_norm_affine" in norm_calls
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for ours, ref in zip(results[1], results[0]):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, ref, **tol)
+
+
+def test_batch_norm_train_runs_the_kernels(norm_calls):
+    jit.set_enabled(True)
+    x = Tensor(np.random.default_rng(0).normal(size=(4, 3, 3, 2)), requires_grad=True)
+    y, _, _ = norm.batch_norm_train(x, np.ones(2), np.zeros(2), (0, 1, 2), 1e-3)
+    y.backward(np.ones(y.shape))
+    assert norm_calls == ["batch_norm_forward", "batch_norm_backward"]
+
+
+def test_batch_norm_infer_gradients_use_the_statistics_of_the_forward(path):
+    """A layer's moving mean is updated in place after a forward (a shared layer run again in training
+    mode): the gradients of gamma and var still use the mean the forward normalized with."""
+    rng = np.random.default_rng(5)
+    x, g = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
+    mean = rng.normal(size=4)
+    grads = []
+    for change in (False, True):
+        moving = mean.copy()
+        gamma, var = Tensor(np.ones(4), requires_grad=True), Tensor(np.ones(4), requires_grad=True)
+        y = norm.batch_norm_infer(Tensor(x), moving, var, gamma, None, 1e-3, axes=(0,))
+        if change:
+            moving[...] = 100.0
+        y.backward(g)
+        grads.append((gamma.grad, var.grad))
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
 def n(*shape):
     return R.standard_normal(shape)
 

@@ -38,6 +38,15 @@ def test_input_checks_remember_only_the_last_valid_shape():
     dense(np.ones((2, 5), np.float32))
     dense.add_weight("extra", (2,))
     assert dense._valid_input_shape is None
+    conv = layers.Conv2D(2, 3)
+    conv(np.ones((1, 5, 5, 1), np.float32))
+    with pytest.raises(ValueError, match="larger than the input"):
+        conv(np.ones((1, 2, 5, 1), np.float32))
+    norm = layers.LayerNormalization(center=False, scale=False)  # no weights: a rebuild must forget the shape
+    norm(np.ones((2, 5), np.float32))
+    norm.build((2, 6))
+    norm.built = True
+    assert norm._valid_input_shape is None
 
 
 def test_dense_on_3d_input_and_no_bias():

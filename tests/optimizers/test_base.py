@@ -619,6 +619,18 @@ def test_small_epsilon_updates_stay_the_numpy_rules(make, epsilon):
     np.testing.assert_array_equal(results[1], results[0])
 
 
+def test_a_strided_variables_slots_are_made_once():
+    """A variable whose array was replaced by a strided view keeps one slot array (it was copied every step)."""
+    v = Variable(np.ones((6, 8), np.float32))
+    v.data = np.ones((6, 16), np.float32)[:, ::2]
+    opt = optimizers.Adam()
+    opt.apply_gradients([(np.ones((6, 8), np.float32), v)])
+    slot = opt._slots["m"][0]
+    for _ in range(2):
+        opt.apply_gradients([(np.ones((6, 8), np.float32), v)])
+    assert opt._slots["m"][0] is slot
+
+
 def test_flat_views_share_one_element_order():
     from shenjing.optimizers.base import flat_views
 

@@ -31,7 +31,7 @@ import math
 from .. import backend as B
 from ..backend import jit
 from .ops import _t, unbroadcast
-from .tensor import Tensor, make
+from .tensor import Tensor, is_grad_enabled, make
 
 __all__ = ["batch_norm_train", "batch_norm_infer", "layer_norm", "normalize_axes"]
 
@@ -175,13 +175,20 @@ def batch_norm_train(x, gamma, beta, axes, epsilon):
     return y, mean.reshape(param_shape), var.reshape(param_shape)
 
 
+def _channels_last(xd, axes) -> bool:
+    """Whether the compiled batch-norm kernels may take ``xd``: statistics over every axis but the last of
+    a non-empty C-contiguous array, with the compiled path on."""
+    return (xd.ndim >= 1 and xd.size > 0 and axes == tuple(range(xd.ndim - 1)) and xd.flags.c_contiguous
+            and jit.enabled())
+
+
 def _compiled_batch_norm(x, gamma_b, beta_b, axes, epsilon, parents):
     """:func:`batch_norm_train` for statistics over every axis but the last (channels last, or (N, C)) as
     the kernels of ``backend.kernels.norm``; None (the NumPy formulas run) for other axes, or when the
     compiled path is off or cannot take the arrays."""
     xp = B.xp
     xd = x.data
-    if axes != tuple(range(xd.ndim - 1)) or not xd.flags.c_contiguous:
+    if not _channels_last(xd, axes):
         return None
     c = xd.shape[-1]
     x2 = xd.reshape(-1, c)
@@ -238,15 +245,21 @@ def batch_norm_infer(x, mean, var, gamma, beta, epsilon, axes=None):
     scale = inv_std if gamma_b is None else gamma_b * inv_std
     xd = x.data
     kernels = None
-    if axes == tuple(range(xd.ndim - 1)) and xd.flags.c_contiguous:  # channels last: one compiled pass
+    if _channels_last(xd, axes):  # one compiled pass
         c = xd.shape[-1]
+        x2 = xd.reshape(-1, c)
         flat = [mean_b.reshape(c), scale.reshape(c),
                 xp.zeros(c, xd.dtype) if beta_b is None else beta_b.reshape(c)]
-        kernels = jit.kernels("norm", xd.reshape(-1, c), *flat)
+        kernels = jit.kernels("norm", x2, *flat)
     if kernels is not None:
         out = xp.empty_like(xd)
-        kernels.batch_norm_affine(xd.reshape(-1, c), *flat, out.reshape(-1, c))
-        centered = None  # made by the backward when a gradient needs it
+        kernels.batch_norm_affine(x2, *flat, out.reshape(-1, c))
+        centered = None
+        if is_grad_enabled() and (var.requires_grad or (gamma is not None and gamma.requires_grad)):
+            # now, not in the backward: the statistics may be a layer's moving averages, updated in place
+            centered = xp.empty_like(xd)
+            kernels.batch_norm_affine(x2, flat[0], xp.ones(c, xd.dtype), xp.zeros(c, xd.dtype),
+                                      centered.reshape(-1, c))
     else:
         centered = xd - mean_b
         out = centered * scale
@@ -256,9 +269,6 @@ def batch_norm_infer(x, mean, var, gamma, beta, epsilon, axes=None):
     parents = [x, mean, var] + [p for p in (gamma, beta) if p is not None]
 
     def backward(g):
-        nonlocal centered
-        if centered is None and (var.requires_grad or (gamma is not None and gamma.requires_grad)):
-            centered = xd - mean_b
         grads = [g * scale if x.requires_grad else None]
         grads.append(_grad_for(mean, unbroadcast(-g * scale, mean_b.shape)) if mean.requires_grad else None)
         grads.append(_grad_for(var, unbroadcast(g * centered * scale * (-0.5) * inv_std * inv_std, var_b.shape))

@@ -142,6 +142,8 @@ class Layer:
                     structure_changed()
         elif key in _STRUCTURE_ATTRIBUTES:
             structure_changed()
+        elif key == "built":  # a (re)build may change which inputs the layer accepts
+            object.__setattr__(self, "_valid_input_shape", None)
         object.__setattr__(self, key, value)
 
     @property
@@ -432,7 +434,8 @@ class Layer:
     def _check_input_shape_once(self, shape) -> None:
         """``_check_input_shape`` for a concrete input's shape, skipped for the shape that passed last: a
         model calls a layer on batches of one shape, and the check costs microseconds a call (a tenth of
-        a single-sample prediction's time over mnist_cnn's layers). Adding a weight forgets the shape."""
+        a single-sample prediction's time over mnist_cnn's layers). Setting ``built`` or adding a weight
+        forgets the shape."""
         if shape != self.__dict__.get("_valid_input_shape"):
             self._check_input_shape(shape)
             object.__setattr__(self, "_valid_input_shape", shape)
