@@ -55,9 +55,9 @@ def relu(x, alpha=0.0, max_value=None, threshold=0.0) -> Tensor:
     x = _t(x)
     xp = B.xp
     d = x.data
-    if alpha == 0 and max_value is None and threshold == 0:
-        positive = d > 0
-        return make(d * positive, (x,), lambda g: (g * positive,))
+    if alpha == 0 and max_value is None and threshold == 0:  # one pass each way, the gradient from the output
+        out = xp.maximum(d, 0)
+        return make(out, (x,), lambda g: (_relu_grad(g, out),))
     below = d < threshold
     above = d >= max_value if max_value is not None else xp.zeros(d.shape, bool)
     out = xp.where(below, alpha * (d - threshold), d)
