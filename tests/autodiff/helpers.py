@@ -1,8 +1,10 @@
 """Shared helpers of the autodiff tests."""
 
 import numpy as np
+import pytest
 
 from shenjing.autodiff import Tensor, check_gradients
+from shenjing.backend import jit
 
 GRAD_TOL = 1e-6
 
@@ -36,3 +38,16 @@ def backward_grads(out, g=None):
 
 def leaves(*arrays, dtype=None):
     return [Tensor(np.asarray(a, dtype=dtype) if dtype else a, requires_grad=True) for a in arrays]
+
+
+def on_both_paths(request):
+    """Body of a module's autouse fixture (``params=KERNEL_PATHS``): the test runs on the NumPy reference
+    path and on the compiled (numba) kernels; yields the path's name."""
+    if request.param == "compiled" and not jit.numba_available():
+        pytest.skip("numba is not installed: the compiled path is off")
+    jit.set_enabled(request.param == "compiled")
+    yield request.param
+    jit.set_enabled(None)
+
+
+KERNEL_PATHS = ["numpy", "compiled"]

@@ -6,21 +6,16 @@ import pytest
 
 from shenjing import backend
 from shenjing.autodiff import Tensor, conv, no_grad
-from shenjing.backend import jit
 
-from .helpers import assert_gradients
+from .helpers import KERNEL_PATHS, assert_gradients, on_both_paths
 
 R = np.random.default_rng(7)
 
 
-@pytest.fixture(autouse=True, params=["numpy", "compiled"])
+@pytest.fixture(autouse=True, params=KERNEL_PATHS)
 def kernel_path(request):
     """Every test here runs on the NumPy reference path and on the compiled (numba) kernels."""
-    if request.param == "compiled" and not jit.numba_available():
-        pytest.skip("numba is not installed: the compiled path is off")
-    jit.set_enabled(request.param == "compiled")
-    yield request.param
-    jit.set_enabled(None)
+    yield from on_both_paths(request)
 
 
 def n(*shape):
