@@ -220,6 +220,36 @@ def test_compiled_sigmoid_cross_entropy_agrees_with_numpy(dtype, size, both_path
     assert loss[1, 0] == (pytest.approx(np.exp(-40.0), rel=1e-5) if y0[1, 0] == 1 else 40.0)
 
 
+@needs_numba
+@pytest.mark.parametrize("channels,strides,dilation,padding", [
+    (1, (1, 1), (1, 1), "valid"), (3, (2, 1), (1, 1), "same"), (2, (1, 1), (2, 2), "valid"),
+    (4, (2, 2), (1, 2), "same")])
+def test_narrow_col2im_kernel_is_the_numpy_scatter(both_paths, monkeypatch, channels, strides, dilation, padding):
+    """Narrow convolutions (≤ 4 input channels) scatter their input gradient in the channel-major layout: the
+    compiled kernel gives the per-tap NumPy adds' gradient (strides, dilation, padding; overlapping taps)."""
+    import importlib
+
+    module = importlib.import_module("shenjing.backend.kernels.conv")
+    calls = []
+    kernel = module.col2im_channel_major
+    monkeypatch.setattr(module, "col2im_channel_major", lambda *args: calls.append(1) or kernel(*args))
+    rng = np.random.default_rng(1)
+    x, k = rng.normal(size=(5, 9, 8, channels)), rng.normal(size=(3, 3, channels, 6))
+    g = None
+
+    def run():
+        nonlocal g
+        t = Tensor(x, requires_grad=True)
+        out = conv.conv2d(t, k, None, strides=strides, padding=padding, dilation_rate=dilation)
+        g = rng.normal(size=out.shape) if g is None else g
+        out.backward(g)
+        return t.grad
+
+    reference, compiled = both_paths(run)
+    assert calls  # the compiled run used the kernel
+    np.testing.assert_allclose(compiled, reference, rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------ optimizers
 
 

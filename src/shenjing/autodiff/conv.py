@@ -336,8 +336,11 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
 
     def backward(g):
         g = xp.ascontiguousarray(g)
+        narrow_kernels = None
         if need_x:  # narrow: col2im in the channel-major layout, long contiguous rows again
             dpad = xp.empty((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)  # zeroed block by block
+            if narrow:
+                narrow_kernels = jit.kernels("conv", dpad)
             k_taps = (None if narrow or compiled is not None
                       else xp.ascontiguousarray(kernel.reshape(taps, cg, f).transpose(0, 2, 1)))
         # narrow: the bias gradient comes with dkernel's matmul, from a row of ones under the columns
@@ -363,6 +366,10 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                 elif need_k:
                     dk += fill_columns(cols, start, stop).T @ gz
                 if not need_x:
+                    continue
+                if narrow and narrow_kernels is not None:  # zeroes and fills the samples' planes itself
+                    xp.matmul(k_mat, gz.T, out=cols[:k_size, :len(gz)])  # (taps·C, rows)
+                    narrow_kernels.col2im_channel_major(cols, start, stop, *geometry, dpad)
                     continue
                 if narrow:
                     dpad[:, start:stop] = 0

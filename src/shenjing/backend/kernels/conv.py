@@ -63,6 +63,30 @@ def col2im_add(cols, first, last, kh, kw, sh, sw, dh, dw, ho, wo, dpad):
 
 
 @nb.njit(**_JIT)
+def col2im_channel_major(cols, first, last, kh, kw, sh, sw, dh, dw, ho, wo, dpad):
+    """The adjoint of the narrow convolutions' channel-major columns, for samples first:last: ``dpad``
+    (C, N, Hp, Wp) gets, for each of them, zeros plus every column entry on the pixel it was copied from,
+    dpad[c, first + s, i·sh + a·dh, j·sw + b·dw] += cols[(a·kw + b)·C + c, (s·Ho + i)·Wo + j].
+
+    One sample's (Hp, Wp) plane of a channel at a time, small enough to stay in cache while its kh·kw
+    taps add onto it (NumPy's per-tap strided adds ran over the whole block once per tap)."""
+    c, _, hp, wp = dpad.shape
+    for ch in range(c):
+        for s in range(first, last):
+            plane = dpad[ch, s]
+            plane[:, :] = 0
+            base = (s - first) * ho * wo
+            for a in range(kh):
+                for b in range(kw):
+                    src = cols[(a * kw + b) * c + ch]
+                    for i in range(ho):
+                        row = plane[i * sh + a * dh]
+                        at = base + i * wo
+                        for j in range(wo):
+                            row[j * sw + b * dw] += src[at + j]
+
+
+@nb.njit(**_JIT)
 def max_pool(xpad, kh, kw, sh, sw, out):
     """out[n, i, j, c] = max over the window's taps of xpad[n, i·sh + a, j·sw + b, c]."""
     n, ho, wo, c = out.shape
