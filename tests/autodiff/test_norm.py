@@ -54,13 +54,14 @@ def test_batch_norm_train_both_paths_agree(path, dtype, shape, use_gamma, use_be
 
 @pytest.fixture
 def norm_calls(monkeypatch):
-    """The names of the batch-norm kernels called (they still run)."""
+    """The names of the normalization kernels called (they still run)."""
     pytest.importorskip("numba")
     import importlib
 
     module = importlib.import_module("shenjing.backend.kernels.norm")
     calls = []
-    for name in ("batch_norm_forward", "batch_norm_backward", "batch_norm_affine"):
+    for name in ("batch_norm_forward", "batch_norm_backward", "batch_norm_affine", "layer_norm_forward",
+                 "layer_norm_backward"):
         kernel = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *args, _k=kernel, _n=name: calls.append(_n) or _k(*args))
     return calls
@@ -83,6 +84,29 @@ def test_batch_norm_infer_both_paths_agree_with_every_gradient(norm_calls, dtype
         y.backward(g)
         results.append([y.data] + [t.grad for t in tensors])
     assert "batch_norm_affine" in norm_calls
+    tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
+    for ours, ref in zip(results[1], results[0]):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, ref, **tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("use_gamma,use_beta", [(True, True), (False, False), (True, False)])
+def test_layer_norm_last_axis_both_paths_agree(norm_calls, dtype, use_gamma, use_beta):
+    """Layer normalization over the last axis: the compiled rows against the NumPy formulas (output and every
+    gradient), and the kernels ran."""
+    rng = np.random.default_rng(6)
+    shape = (3, 5, 16)
+    arrays = [rng.normal(1.0, 2.0, shape), rng.uniform(0.5, 2.0, 16), rng.normal(size=16)]
+    g = rng.normal(size=shape).astype(dtype)
+    results = []
+    for on in (False, True):
+        jit.set_enabled(on)
+        x, gamma, beta = (Tensor(a.astype(dtype), requires_grad=True) for a in arrays)
+        y = norm.layer_norm(x, gamma if use_gamma else None, beta if use_beta else None, (-1,), 1e-3)
+        y.backward(g)
+        results.append([y.data, x.grad] + [t.grad for t, used in ((gamma, use_gamma), (beta, use_beta)) if used])
+    assert norm_calls == ["layer_norm_forward", "layer_norm_backward"]
     tol = dict(rtol=2e-4, atol=2e-5) if dtype == "float32" else dict(rtol=1e-10, atol=1e-12)
     for ours, ref in zip(results[1], results[0]):
         assert ours.dtype == dtype

@@ -286,6 +286,39 @@ def batch_norm_infer(x, mean, var, gamma, beta, epsilon, axes=None):
 # ------------------------------------------------------------------------ layer norm
 
 
+def _compiled_layer_norm(x, gamma_b, beta_b, axes, epsilon, parents):
+    """:func:`layer_norm` over the last axis alone as the kernels of ``backend.kernels.norm`` (one row at a
+    time: its statistics, then its output; NumPy made a dozen passes with temporaries); None (the NumPy
+    formulas run) for other axes, or when the compiled path is off or cannot take the arrays."""
+    xp = B.xp
+    xd = x.data
+    if not (xd.size > 0 and axes == (xd.ndim - 1,) and xd.flags.c_contiguous and jit.enabled()):
+        return None
+    f = xd.shape[-1]
+    x2 = xd.reshape(-1, f)
+    gamma = xp.ones(f, xd.dtype) if gamma_b is None else gamma_b.reshape(f)
+    beta = xp.zeros(f, xd.dtype) if beta_b is None else beta_b.reshape(f)
+    kernels = jit.kernels("norm", x2, gamma, beta)
+    if kernels is None:
+        return None
+    out, xhat = xp.empty_like(x2), xp.empty_like(x2)
+    inv_std = xp.empty(x2.shape[0], xd.dtype)
+    kernels.layer_norm_forward(x2, gamma, beta, xd.dtype.type(epsilon), out, xhat, inv_std)
+    gamma_t, beta_t = parents[1:1 + (gamma_b is not None)], parents[1 + (gamma_b is not None):]
+
+    def backward(g):
+        g2 = xp.ascontiguousarray(g.reshape(-1, f), dtype=xd.dtype)
+        dx = xp.empty_like(g2) if x.requires_grad else None
+        g_sum, gx_sum = xp.empty(f, xd.dtype), xp.empty(f, xd.dtype)
+        kernels.layer_norm_backward(g2, xhat, inv_std, gamma, dx is not None, g2 if dx is None else dx, g_sum,
+                                    gx_sum)
+        grads = [None if dx is None else dx.reshape(xd.shape)]
+        grads += [_grad_for(p, gx_sum) for p in gamma_t] + [_grad_for(p, g_sum) for p in beta_t]
+        return tuple(grads)
+
+    return make(out.reshape(xd.shape), tuple(parents), backward)
+
+
 def layer_norm(x, gamma, beta, axes, epsilon):
     """Layer normalization: statistics over ``axes`` per sample (e.g. ``(-1,)``, or ``(1, 2, 3)``
     for a whole image), then ``γ·x̂ + β`` with ``gamma`` / ``beta`` varying along ``axes``
@@ -301,11 +334,13 @@ def layer_norm(x, gamma, beta, axes, epsilon):
         raise ValueError(f"{who}: the normalized axes {axes} of an input of shape {x.shape} hold no element")
     gamma, gamma_b = _param(gamma, x.shape, axes, x.dtype, who, "gamma")
     beta, beta_b = _param(beta, x.shape, axes, x.dtype, who, "beta")
+    parents = [x] + [p for p in (gamma, beta) if p is not None]
+    compiled = _compiled_layer_norm(x, gamma_b, beta_b, axes, epsilon, parents)
+    if compiled is not None:
+        return compiled
 
     _, _, inv_std, xhat = _moments(x.data, axes, epsilon)
     out = _affine(xhat, gamma_b, beta_b)
-
-    parents = [x] + [p for p in (gamma, beta) if p is not None]
 
     def backward(g):
         grads = []

@@ -72,3 +72,56 @@ def batch_norm_affine(x, mean, scale, beta, out):
     for r in range(m):
         for j in range(c):
             out[r, j] = (x[r, j] - mean[j]) * scale[j] + beta[j]
+
+
+@nb.njit(**_JIT)
+def layer_norm_forward(x, gamma, beta, epsilon, out, xhat, inv_std):
+    """Layer normalization over each row of ``x`` (rows, F): the row's mean and biased variance (two
+    passes, float64 sums), ``inv_std`` (rows,) = 1/√(var + ε), ``xhat`` = (x − mean)·inv_std and ``out`` =
+    xhat·gamma + beta (``gamma``, ``beta``: (F,), ones and zeros when the layer has none)."""
+    m, f = x.shape
+    one = x.dtype.type(1)
+    for r in range(m):
+        acc = 0.0
+        for j in range(f):
+            acc += x[r, j]
+        mean = x.dtype.type(acc / f)
+        acc = 0.0
+        for j in range(f):
+            d = x[r, j] - mean
+            acc += d * d
+        inv = one / np.sqrt(x.dtype.type(acc / f) + epsilon)
+        inv_std[r] = inv
+        for j in range(f):
+            h = (x[r, j] - mean) * inv
+            xhat[r, j] = h
+            out[r, j] = h * gamma[j] + beta[j]
+
+
+@nb.njit(**_JIT)
+def layer_norm_backward(g, xhat, inv_std, gamma, want_dx, dx, g_sum, gx_sum):
+    """Per row, with gx̂ = g·γ: dx = inv_std·(gx̂ − (Σgx̂ + x̂·Σgx̂·x̂)/F) (``want_dx``); over the rows, per
+    feature: ``g_sum`` = Σ g and ``gx_sum`` = Σ g·x̂ (the gradients of β and γ; float64 sums)."""
+    m, f = g.shape
+    s1 = np.zeros(f, np.float64)
+    s2 = np.zeros(f, np.float64)
+    n = g.dtype.type(f)
+    for r in range(m):
+        a = 0.0
+        b = 0.0
+        for j in range(f):
+            gj = g[r, j]
+            s1[j] += gj
+            s2[j] += gj * xhat[r, j]
+            gx = gj * gamma[j]
+            a += gx
+            b += gx * xhat[r, j]
+        if want_dx:
+            sa = g.dtype.type(a)
+            sb = g.dtype.type(b)
+            inv = inv_std[r]
+            for j in range(f):
+                dx[r, j] = inv * (g[r, j] * gamma[j] - (sa + xhat[r, j] * sb) / n)
+    for j in range(f):
+        g_sum[j] = s1[j]
+        gx_sum[j] = s2[j]
