@@ -182,36 +182,57 @@ def _channels_last(xd, axes) -> bool:
             and jit.enabled())
 
 
+def _row_arrays(xd, gamma_b, beta_b):
+    """``(kernels, x as (rows, last axis), gamma, beta)`` for the kernels of ``backend.kernels.norm``
+    (``gamma``, ``beta``: (last axis,), ones and zeros where the layer has none), or None where the compiled
+    path cannot take the arrays."""
+    xp = B.xp
+    f = xd.shape[-1]
+    x2 = xd.reshape(-1, f)
+    gamma = xp.ones(f, xd.dtype) if gamma_b is None else gamma_b.reshape(f)
+    beta = xp.zeros(f, xd.dtype) if beta_b is None else beta_b.reshape(f)
+    kernels = jit.kernels("norm", x2, gamma, beta)
+    return None if kernels is None else (kernels, x2, gamma, beta)
+
+
+def _row_backward(x, parents, has_gamma, adjoint):
+    """The backward of a compiled normalization over rows: ``adjoint(g2, want_dx, dx, g_sum, gx_sum)`` runs
+    the kernel (``g_sum`` = Σ g and ``gx_sum`` = Σ g·x̂ per feature: the gradients of β and γ)."""
+    xp = B.xp
+    xd = x.data
+    f = xd.shape[-1]
+    gamma_t, beta_t = parents[1:1 + has_gamma], parents[1 + has_gamma:]
+
+    def backward(g):
+        g2 = xp.ascontiguousarray(g.reshape(-1, f), dtype=xd.dtype)
+        dx = xp.empty_like(g2) if x.requires_grad else None
+        g_sum, gx_sum = xp.empty(f, xd.dtype), xp.empty(f, xd.dtype)
+        adjoint(g2, dx is not None, g2 if dx is None else dx, g_sum, gx_sum)
+        grads = [None if dx is None else dx.reshape(xd.shape)]
+        grads += [_grad_for(p, gx_sum) for p in gamma_t] + [_grad_for(p, g_sum) for p in beta_t]
+        return tuple(grads)
+
+    return backward
+
+
 def _compiled_batch_norm(x, gamma_b, beta_b, axes, epsilon, parents):
     """:func:`batch_norm_train` for statistics over every axis but the last (channels last, or (N, C)) as
     the kernels of ``backend.kernels.norm``; None (the NumPy formulas run) for other axes, or when the
     compiled path is off or cannot take the arrays."""
     xp = B.xp
     xd = x.data
-    if not _channels_last(xd, axes):
+    arrays = _row_arrays(xd, gamma_b, beta_b) if _channels_last(xd, axes) else None
+    if arrays is None:
         return None
-    c = xd.shape[-1]
-    x2 = xd.reshape(-1, c)
-    gamma = xp.ones(c, xd.dtype) if gamma_b is None else gamma_b.reshape(c)
-    beta = xp.zeros(c, xd.dtype) if beta_b is None else beta_b.reshape(c)
-    kernels = jit.kernels("norm", x2, gamma, beta)
-    if kernels is None:
-        return None
+    kernels, x2, gamma, beta = arrays
+    c = x2.shape[1]
     out, xhat = xp.empty_like(x2), xp.empty_like(x2)
     mean, var, inv_std = (xp.empty(c, xd.dtype) for _ in range(3))
     kernels.batch_norm_forward(x2, gamma, beta, xd.dtype.type(epsilon), out, xhat, mean, var, inv_std)
     scale = inv_std if gamma_b is None else gamma * inv_std
-    gamma_t, beta_t = parents[1:1 + (gamma_b is not None)], parents[1 + (gamma_b is not None):]
-
-    def backward(g):
-        g2 = xp.ascontiguousarray(g.reshape(-1, c), dtype=xd.dtype)
-        dx = xp.empty_like(g2) if x.requires_grad else None
-        g_sum, gx_sum = xp.empty(c, xd.dtype), xp.empty(c, xd.dtype)
-        kernels.batch_norm_backward(g2, xhat, scale, dx is not None, g2 if dx is None else dx, g_sum, gx_sum)
-        grads = [None if dx is None else dx.reshape(xd.shape)]
-        grads += [_grad_for(p, gx_sum) for p in gamma_t] + [_grad_for(p, g_sum) for p in beta_t]
-        return tuple(grads)
-
+    backward = _row_backward(x, parents, gamma_b is not None,
+                             lambda g2, want_dx, dx, g_sum, gx_sum:
+                             kernels.batch_norm_backward(g2, xhat, scale, want_dx, dx, g_sum, gx_sum))
     return make(out.reshape(xd.shape), tuple(parents), backward), mean, var
 
 
@@ -292,30 +313,17 @@ def _compiled_layer_norm(x, gamma_b, beta_b, axes, epsilon, parents):
     formulas run) for other axes, or when the compiled path is off or cannot take the arrays."""
     xp = B.xp
     xd = x.data
-    if not (xd.size > 0 and axes == (xd.ndim - 1,) and xd.flags.c_contiguous and jit.enabled()):
+    usable = xd.size > 0 and axes == (xd.ndim - 1,) and xd.flags.c_contiguous and jit.enabled()
+    arrays = _row_arrays(xd, gamma_b, beta_b) if usable else None
+    if arrays is None:
         return None
-    f = xd.shape[-1]
-    x2 = xd.reshape(-1, f)
-    gamma = xp.ones(f, xd.dtype) if gamma_b is None else gamma_b.reshape(f)
-    beta = xp.zeros(f, xd.dtype) if beta_b is None else beta_b.reshape(f)
-    kernels = jit.kernels("norm", x2, gamma, beta)
-    if kernels is None:
-        return None
+    kernels, x2, gamma, beta = arrays
     out, xhat = xp.empty_like(x2), xp.empty_like(x2)
     inv_std = xp.empty(x2.shape[0], xd.dtype)
     kernels.layer_norm_forward(x2, gamma, beta, xd.dtype.type(epsilon), out, xhat, inv_std)
-    gamma_t, beta_t = parents[1:1 + (gamma_b is not None)], parents[1 + (gamma_b is not None):]
-
-    def backward(g):
-        g2 = xp.ascontiguousarray(g.reshape(-1, f), dtype=xd.dtype)
-        dx = xp.empty_like(g2) if x.requires_grad else None
-        g_sum, gx_sum = xp.empty(f, xd.dtype), xp.empty(f, xd.dtype)
-        kernels.layer_norm_backward(g2, xhat, inv_std, gamma, dx is not None, g2 if dx is None else dx, g_sum,
-                                    gx_sum)
-        grads = [None if dx is None else dx.reshape(xd.shape)]
-        grads += [_grad_for(p, gx_sum) for p in gamma_t] + [_grad_for(p, g_sum) for p in beta_t]
-        return tuple(grads)
-
+    backward = _row_backward(x, parents, gamma_b is not None,
+                             lambda g2, want_dx, dx, g_sum, gx_sum:
+                             kernels.layer_norm_backward(g2, xhat, inv_std, gamma, want_dx, dx, g_sum, gx_sum))
     return make(out.reshape(xd.shape), tuple(parents), backward)
 
 
