@@ -229,6 +229,7 @@ def test_narrow_col2im_kernel_is_the_numpy_scatter(both_paths, monkeypatch, chan
     compiled kernel gives the per-tap NumPy adds' gradient (strides, dilation, padding; overlapping taps)."""
     import importlib
 
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 0)  # the column path, even at stride 1
     module = importlib.import_module("shenjing.backend.kernels.conv")
     calls = []
     kernel = module.col2im_channel_major

@@ -631,9 +631,57 @@ def test_channel_major_and_pixel_major_columns_agree(case, monkeypatch):
         (out * out).sum().backward()
         return [out.data, x.grad, k.grad, b.grad]
 
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 0)  # the column paths, even at stride 1
     monkeypatch.setattr(conv, "NARROW_CHANNELS", 0)
     wide = run()
     monkeypatch.setattr(conv, "NARROW_CHANNELS", 1 << 20)
     monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)
     for got, want in zip(run(), wide):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+DIRECT_CASES = [c for c in CONV2D_CASES if c[3].get("strides", 1) in (1, (1, 1)) and "groups" not in c[3]] + [
+    # (id, x shape NHWC, kernel shape, kwargs): one filter, an odd number, the most filters, many channels
+    ("one-filter", (2, 6, 5, 3), (3, 2, 3, 1), {"padding": "same"}),
+    ("five-filters-dilated", (2, 7, 8, 2), (2, 3, 2, 5), {"dilation_rate": (2, 2), "padding": ((1, 0), (0, 2))}),
+    ("eight-filters", (2, 5, 5, 1), (5, 5, 1, 8), {"padding": "same"}),
+    ("many-channels-few-filters", (2, 5, 6, 11), (3, 3, 11, 2), {}),
+    ("one-by-one", (2, 4, 5, 3), (1, 1, 3, 3), {}),
+]
+
+
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)  # the direct kernels are compiled-path only
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("case", DIRECT_CASES, ids=[c[0] for c in DIRECT_CASES])
+def test_direct_and_column_convolutions_agree(case, dtype, kernel_path, monkeypatch):
+    """Stride-1 convolutions with few filters run the compiled direct kernels: the same output and
+    gradients as the column-matrix path, in several cache blocks and threads."""
+    from shenjing.backend import jit, parallel
+
+    _, xs, ks, kwargs = case
+    arrays = [n(5, *xs[1:]).astype(dtype), n(*ks).astype(dtype), n(ks[-1]).astype(dtype)]
+    g = Tensor(n(*conv.conv2d(*arrays, **kwargs).shape).astype(dtype))
+    module, calls = jit.kernels("conv"), []
+    for name in ("direct_conv", "direct_conv_backward"):
+        kernel = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, kernel=kernel, name=name: (calls.append(name), kernel(*a))[1])
+
+    def run():
+        x, k, b = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = conv.conv2d(x, k, b, activation="tanh", **kwargs)
+        (out * g).sum().backward()
+        return [out.data, x.grad, k.grad, b.grad]
+
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 0)
+    columns = run()
+    assert not calls
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 8)
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)  # one sample per block
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    got = run()
+    assert calls == ["direct_conv"] * 5 + ["direct_conv_backward"] * 5
+    tol = 1e-11 if dtype == "float64" else 2e-5
+    for a, want in zip(got, columns):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, want, rtol=tol, atol=tol)

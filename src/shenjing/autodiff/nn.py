@@ -73,10 +73,29 @@ def relu(x, alpha=0.0, max_value=None, threshold=0.0) -> Tensor:
 # separate node, no extra activation-sized arrays.
 
 
+def _bias_kernels(a, bias):
+    """The elementwise kernels when ``bias`` runs along the last axis of ``a`` in rows of two or more
+    (NumPy's broadcast add runs one short inner loop per row: 611 µs against 108 µs compiled for
+    460,800 float32 values in rows of 4; for rows of one NumPy's scalar loop is the fast one)."""
+    if a.ndim and a.shape[-1] > 1 and bias.shape == a.shape[-1:]:
+        return jit.kernels("elementwise", a, bias)
+    return None
+
+
+def add_bias(a, bias):
+    """a += bias (features,) over the last axis, in place; returns ``a``."""
+    kernels = _bias_kernels(a, bias)
+    if kernels is not None:
+        kernels.bias_add(a.reshape(-1, a.shape[-1]), bias)
+        return a
+    a += bias
+    return a
+
+
 def _relu_inplace(a, bias=None):
     """a = max(a + bias, 0) in place (``bias`` (features,) or None): one compiled pass where it can."""
     if bias is not None:
-        kernels = jit.kernels("elementwise", a, bias) if a.ndim and bias.shape == a.shape[-1:] else None
+        kernels = _bias_kernels(a, bias)
         if kernels is not None:
             kernels.bias_relu(a.reshape(-1, a.shape[-1]), bias)
             return a
@@ -106,7 +125,7 @@ def _relu_grad(g, out, res=None):
 
 def _tanh_inplace(a, bias=None):
     if bias is not None:
-        a += bias
+        add_bias(a, bias)
     return B.xp.tanh(a, out=a)
 
 

@@ -86,6 +86,219 @@ def col2im_channel_major(cols, first, last, kh, kw, sh, sw, dh, dw, ho, wo, dpad
                             row[j * sw + b * dw] += src[at + j]
 
 
+_JIT_FMA = dict(_JIT, fastmath={"contract"})
+_JIT_SUMS = dict(_JIT, fastmath={"contract", "reassoc"})  # reassociated sums: the dot products vectorise
+
+
+@nb.njit(**_JIT_FMA)
+def _shifted_matmul(dst, at, src, sample, src_rows, src_offsets, weights, span):
+    """dst[o, at, :span] = Σ_i weights[o, i] · src[src_rows[i], sample, src_offsets[i] : src_offsets[i] + span]
+    for every output row o: a matmul whose input rows are shifted windows of flat image planes.
+
+    Two output rows and four input rows per pass (measured faster than one or four output rows): the
+    pass loads each of the six rows once for eight multiply-adds."""
+    n_out, n_in = weights.shape
+    for o in range(0, n_out - 1, 2):
+        d = dst[o, at, :span]
+        e = dst[o + 1, at, :span]
+        d[:] = 0
+        e[:] = 0
+        i = 0
+        while i + 4 <= n_in:
+            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+            s1 = src[src_rows[i + 1], sample, src_offsets[i + 1]:src_offsets[i + 1] + span]
+            s2 = src[src_rows[i + 2], sample, src_offsets[i + 2]:src_offsets[i + 2] + span]
+            s3 = src[src_rows[i + 3], sample, src_offsets[i + 3]:src_offsets[i + 3] + span]
+            w0, w1, w2, w3 = weights[o, i], weights[o, i + 1], weights[o, i + 2], weights[o, i + 3]
+            v0, v1, v2, v3 = weights[o + 1, i], weights[o + 1, i + 1], weights[o + 1, i + 2], weights[o + 1, i + 3]
+            for p in range(span):
+                x0, x1, x2, x3 = s0[p], s1[p], s2[p], s3[p]
+                d[p] += w0 * x0 + w1 * x1 + w2 * x2 + w3 * x3
+                e[p] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
+            i += 4
+        while i < n_in:
+            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+            w0, v0 = weights[o, i], weights[o + 1, i]
+            for p in range(span):
+                x0 = s0[p]
+                d[p] += w0 * x0
+                e[p] += v0 * x0
+            i += 1
+    if n_out % 2:  # the odd last row alone
+        o = n_out - 1
+        d = dst[o, at, :span]
+        d[:] = 0
+        i = 0
+        while i + 4 <= n_in:
+            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+            s1 = src[src_rows[i + 1], sample, src_offsets[i + 1]:src_offsets[i + 1] + span]
+            s2 = src[src_rows[i + 2], sample, src_offsets[i + 2]:src_offsets[i + 2] + span]
+            s3 = src[src_rows[i + 3], sample, src_offsets[i + 3]:src_offsets[i + 3] + span]
+            w0, w1, w2, w3 = weights[o, i], weights[o, i + 1], weights[o, i + 2], weights[o, i + 3]
+            for p in range(span):
+                d[p] += w0 * s0[p] + w1 * s1[p] + w2 * s2[p] + w3 * s3[p]
+            i += 4
+        while i < n_in:
+            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+            w0 = weights[o, i]
+            for p in range(span):
+                d[p] += w0 * s0[p]
+            i += 1
+
+
+@nb.njit(**_JIT_SUMS)
+def _dots_of_row(x, g, g_offset, span, out_row, zero):
+    """out_row[k] += Σ_p x[p] · g[k, 0, g_offset + p] (p < span), four k per pass over x."""
+    n_k = out_row.shape[0]
+    k = 0
+    while k + 4 <= n_k:
+        g0 = g[k, 0, g_offset:g_offset + span]
+        g1 = g[k + 1, 0, g_offset:g_offset + span]
+        g2 = g[k + 2, 0, g_offset:g_offset + span]
+        g3 = g[k + 3, 0, g_offset:g_offset + span]
+        t0 = t1 = t2 = t3 = zero
+        for p in range(span):
+            v = x[p]
+            t0 += v * g0[p]
+            t1 += v * g1[p]
+            t2 += v * g2[p]
+            t3 += v * g3[p]
+        out_row[k] += t0
+        out_row[k + 1] += t1
+        out_row[k + 2] += t2
+        out_row[k + 3] += t3
+        k += 4
+    while k < n_k:
+        g0 = g[k, 0, g_offset:g_offset + span]
+        t0 = zero
+        for p in range(span):
+            t0 += x[p] * g0[p]
+        out_row[k] += t0
+        k += 1
+
+
+@nb.njit(**_JIT_SUMS)
+def _shifted_dots(src, sample, src_rows, src_offsets, g, g_offset, span, out):
+    """out[i, k] += Σ_p src[src_rows[i], sample, src_offsets[i] + p] · g[k, 0, g_offset + p] (p < span):
+    two input rows and four k per pass (eight sums from six loads; measured 25-30% faster than one
+    input row)."""
+    n_in, n_k = out.shape
+    zero = np.zeros(1, out.dtype)[0]
+    for i in range(0, n_in - 1, 2):
+        x = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+        y = src[src_rows[i + 1], sample, src_offsets[i + 1]:src_offsets[i + 1] + span]
+        k = 0
+        while k + 4 <= n_k:
+            g0 = g[k, 0, g_offset:g_offset + span]
+            g1 = g[k + 1, 0, g_offset:g_offset + span]
+            g2 = g[k + 2, 0, g_offset:g_offset + span]
+            g3 = g[k + 3, 0, g_offset:g_offset + span]
+            t0 = t1 = t2 = t3 = u0 = u1 = u2 = u3 = zero
+            for p in range(span):
+                v, q = x[p], y[p]
+                a0, a1, a2, a3 = g0[p], g1[p], g2[p], g3[p]
+                t0 += v * a0
+                t1 += v * a1
+                t2 += v * a2
+                t3 += v * a3
+                u0 += q * a0
+                u1 += q * a1
+                u2 += q * a2
+                u3 += q * a3
+            out[i, k] += t0
+            out[i, k + 1] += t1
+            out[i, k + 2] += t2
+            out[i, k + 3] += t3
+            out[i + 1, k] += u0
+            out[i + 1, k + 1] += u1
+            out[i + 1, k + 2] += u2
+            out[i + 1, k + 3] += u3
+            k += 4
+        if k < n_k:
+            _dots_of_row(x, g[k:], g_offset, span, out[i, k:], zero)
+            _dots_of_row(y, g[k:], g_offset, span, out[i + 1, k:], zero)
+    if n_in % 2:
+        i = n_in - 1
+        _dots_of_row(src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span], g, g_offset, span, out[i], zero)
+
+
+@nb.njit(**_JIT)
+def _tap_offsets(c, kh, kw, dh, dw, wp):
+    """For the kernel rows t = (a·kw + b)·C + ch: the channel ch and the flat offset a·dh·Wp + b·dw of
+    the tap in an image plane of width Wp."""
+    rows = np.empty(kh * kw * c, np.int64)
+    offsets = np.empty(kh * kw * c, np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            for ch in range(c):
+                t = (a * kw + b) * c + ch
+                rows[t] = ch
+                offsets[t] = a * dh * wp + b * dw
+    return rows, offsets
+
+
+@nb.njit(**_JIT)
+def direct_conv(x_cm, weights_t, first, last, kh, kw, dh, dw, ho, wo, wp, out):
+    """Stride-1 convolution without a column matrix, for the samples first:last: out[s, i, j, k] =
+    Σ_(a, b, ch) weights_t[k, (a·kw + b)·C + ch] · x_cm[ch, s, (i + a·dh)·Wp + j + b·dw].
+
+    ``x_cm`` (C, N, Hp·Wp) holds the padded input channel-major, each plane flat. A sample's output
+    plane k is computed "wide", at the Ho·Wp positions i·Wp + j of the input plane (the columns
+    j ≥ Wo are thrown away): every tap is then one long contiguous multiply-add of a shifted plane."""
+    c = x_cm.shape[0]
+    f = weights_t.shape[0]
+    span = (ho - 1) * wp + wo
+    rows, offsets = _tap_offsets(c, kh, kw, dh, dw, wp)
+    wide = np.empty((f, 1, span), out.dtype)
+    for s in range(first, last):
+        _shifted_matmul(wide, 0, x_cm, s, rows, offsets, weights_t, span)
+        o = out[s]
+        for i in range(ho):
+            for k in range(f):
+                row = wide[k, 0, i * wp:i * wp + wo]
+                for j in range(wo):
+                    o[i, j, k] = row[j]
+
+
+@nb.njit(**_JIT)
+def direct_conv_backward(x_cm, g, first, weights_in, kh, kw, dh, dw, wp, dk, dx_cm):
+    """The gradients of :func:`direct_conv` for the samples first:first + len(g), from ``g`` (m, Ho, Wo, F).
+
+    ``dk`` (kh·kw·C, F) gets this block's kernel gradient added (when it has rows); ``dx_cm`` (C, N, Hp·Wp)
+    gets the block's samples' input gradient planes written (when it has planes), from
+    ``weights_in`` (C, kh·kw·F), the kernel ordered (ch, a, b, k).
+
+    Both come from g laid out wide and zero-padded (``spread``: the plane k at the positions
+    top + i·Wp + j, zeros elsewhere, top = the largest tap offset): the kernel gradient is the dot
+    product of each shifted input plane with it, and the input gradient plane is a direct convolution
+    of it with the flipped kernel: dx[ch, q] = Σ_(a, b, k) w[a, b, ch, k] · spread[k, top + q − offset(a, b)].
+    The zero columns j ≥ Wo of the wide layout are also the left padding (Wp − Wo = (kw − 1)·dw)."""
+    m, ho, wo, f = g.shape
+    c = x_cm.shape[0]
+    plane = x_cm.shape[2]
+    span = (ho - 1) * wp + wo
+    top = (kh - 1) * dh * wp + (kw - 1) * dw
+    rows, offsets = _tap_offsets(c, kh, kw, dh, dw, wp)
+    g_rows = np.empty(kh * kw * f, np.int64)
+    g_offsets = np.empty(kh * kw * f, np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            for k in range(f):
+                g_rows[(a * kw + b) * f + k] = k
+                g_offsets[(a * kw + b) * f + k] = top - (a * dh * wp + b * dw)
+    spread = np.zeros((f, 1, top + plane), g.dtype)
+    for s in range(m):
+        for i in range(ho):
+            for k in range(f):
+                row = spread[k, 0, top + i * wp:top + i * wp + wo]
+                for j in range(wo):
+                    row[j] = g[s, i, j, k]
+        if dk.shape[0]:
+            _shifted_dots(x_cm, first + s, rows, offsets, spread, top, span, dk)
+        if dx_cm.shape[0]:
+            _shifted_matmul(dx_cm, first + s, spread, 0, g_rows, g_offsets, weights_in, plane)
+
+
 @nb.njit(**_JIT)
 def max_pool(xpad, kh, kw, sh, sw, out):
     """out[n, i, j, c] = max over the window's taps of xpad[n, i·sh + a, j·sw + b, c]."""

@@ -28,6 +28,15 @@ def bias_relu(a, bias):
 
 
 @nb.njit(**_JIT)
+def bias_add(a, bias):
+    """a += bias in place, for ``a`` (rows, features) and ``bias`` (features,)."""
+    for r in range(a.shape[0]):
+        row = a[r]
+        for j in range(a.shape[1]):
+            row[j] += bias[j]
+
+
+@nb.njit(**_JIT)
 def relu_grad(g, out, res):
     """res = g · (out > 0) (same-size contiguous arrays; res may be g)."""
     g1, o1, r1 = g.reshape(-1), out.reshape(-1), res.reshape(-1)
