@@ -112,3 +112,20 @@ def test_threaded_pooling_equals_one_thread(op, kwargs, monkeypatch):
     for got, want in zip(run(), one):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 3), (100, 256, 128), (1, 9216, 128), (300, 300, 300)])
+def test_matmul_runs_small_products_on_one_blas_thread(shape, monkeypatch):
+    """Products of two matrices between OpenBLAS's own one-thread bound and SMALL_MATMUL_MACS run with
+    BLAS set to one thread (and its count restored after); all give NumPy's product."""
+    m, k, n = shape
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((m, k)).astype("float32"), rng.standard_normal((k, n)).astype("float32")
+    counts = []
+    monkeypatch.setitem(parallel._state, "quiet", True)
+    monkeypatch.setitem(parallel._state, "set_local", lambda count: counts.append(count) or 2)
+    out = np.empty((m, n), dtype="float32")
+    np.testing.assert_array_equal(parallel.matmul(a, b, out=out), a @ b)
+    small = 1 << 18 <= m * k * n < parallel.SMALL_MATMUL_MACS and m > 1 and n > 1
+    assert counts == ([1, 2] if small else [])  # one thread, then the previous count back
+    assert small == (shape == (100, 256, 128))

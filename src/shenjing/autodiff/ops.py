@@ -13,7 +13,7 @@ import builtins
 import math
 
 from .. import backend as B
-from ..backend import jit
+from ..backend import jit, parallel
 from .tensor import Tensor, _as_data, make
 
 # --------------------------------------------------------------------------- helpers
@@ -312,7 +312,7 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     # 2.3x slower); when x is a strided view (a recurrent layer's output) this is a copy, made once and kept
     # for the kernel's gradient (memory for speed: the backward made it again)
     x2 = xd if xd.ndim == 2 else xd.reshape(math.prod(xd.shape[:-1]), xd.shape[-1])  # (not −1: a width may be 0)
-    out = x2 @ kernel.data
+    out = parallel.matmul(x2, kernel.data)
     if xd.ndim != 2:
         out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
     add = None  # the bias, when the activation adds it in its own pass
@@ -331,13 +331,13 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         if act is not None:
             g = act[1](g, out)
         g2 = g.reshape(x2.shape[0], g.shape[-1])
-        gx = (g2 @ kernel.data.T).reshape(x.shape) if x.requires_grad else None
+        gx = parallel.matmul(g2, kernel.data.T).reshape(x.shape) if x.requires_grad else None
         gk = None
         if kernel.requires_grad:
             xt = x2.T
             kd = kernel.data
             if kd.flags.c_contiguous:
-                gk = xt @ g2
+                gk = parallel.matmul(xt, g2)
             else:  # in the kernel's layout (column-major: Dense's large ones), for the optimizer's flat update
                 gk = B.xp.empty(kd.shape, dtype=B.xp.result_type(xt.dtype, g2.dtype), order="F")
                 B.xp.matmul(xt, g2, out=gk)

@@ -181,3 +181,28 @@ def run(work, parts: list) -> list:
         return [first] + [f.result() for f in futures]
     finally:
         _state["set_local"](previous)
+
+
+SMALL_MATMUL_MACS = 1 << 23
+"""A matrix product of fewer multiply-adds than this runs on one BLAS thread (above OpenBLAS's own
+one-thread bound, 2**18). The second thread saves it a few tens of microseconds, but OpenBLAS's worker
+then spins on the second core for up to 2**SPIN_LOG2 cycles, and the thread-parallel region that
+follows (a convolution's or pooling's blocks, :func:`run`) shares that core with it: measured on the
+seed CNN (Dense 256→128 at batch 100 between its convolutions), a step took 8.0 ms against 6.8 ms."""
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` (into ``out`` when given) for 2-D ``a`` (m, k) and ``b`` (k, n); on one BLAS thread when
+    the product of two matrices is small (:data:`SMALL_MATMUL_MACS`) and the pool runs parallel regions
+    (its quieted OpenBLAS is set up at the first convolution or pooling op)."""
+    xp = _backend.xp
+    m, n = a.shape[0], b.shape[1]
+    macs = m * a.shape[1] * n
+    # a matrix-vector product (m or n is 1) is bound by reading the matrix: two threads read it faster
+    if macs < 1 << 18 or macs >= SMALL_MATMUL_MACS or m == 1 or n == 1 or not _state["quiet"]:
+        return xp.matmul(a, b, out=out)
+    previous = _state["set_local"](1)
+    try:
+        return xp.matmul(a, b, out=out)
+    finally:
+        _state["set_local"](previous)
