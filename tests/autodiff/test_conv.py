@@ -197,7 +197,7 @@ POOL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("channels", [2, 16], ids=["2ch", "16ch"])  # 16: the compiled pooling kernels' range
+@pytest.mark.parametrize("channels", [2, 8, 16], ids=["2ch", "8ch", "16ch"])  # 8, 16: the compiled kernels' range
 @pytest.mark.parametrize("op", ["max", "avg"])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("case", POOL_CASES, ids=[c[0] for c in POOL_CASES])

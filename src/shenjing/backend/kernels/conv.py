@@ -308,14 +308,16 @@ def max_pool(xpad, kh, kw, sh, sw, out):
         i = row - s * ho
         for j in range(wo):
             o = out[s, i, j]
-            o[:] = xpad[s, i * sh, j * sw]
+            first = xpad[s, i * sh, j * sw]
+            for ch in range(c):
+                o[ch] = first[ch]
             for a in range(kh):
                 line = xpad[s, i * sh + a]
                 for b in range(kw):
                     v = line[j * sw + b]
-                    for ch in range(c):
-                        if v[ch] > o[ch] or v[ch] != v[ch]:  # the larger, or a NaN (kept, as np.maximum)
-                            o[ch] = v[ch]
+                    for ch in range(c):  # a select, not a branch: the loop vectorises
+                        x = v[ch]
+                        o[ch] = x if x > o[ch] or x != x else o[ch]  # the larger, or a NaN (kept, as np.maximum)
 
 
 @nb.njit(**_JIT)
@@ -323,13 +325,16 @@ def max_pool_grad(xpad, out, g, kh, kw, sh, sw, dx):
     """dx (shaped like xpad, overwritten): each window's g goes to its first tap equal to the
     window's maximum ``out`` (one winner per window, as argmax), summed over overlapping windows.
 
+    Each window's winning tap is found first, from the last tap to the first (an equal tap overwrites,
+    so the first one stays) with selects that vectorise over the channels; then every tap is written.
     Windows that tile the input exactly (stride = pool, no remainder) write every element once, with
     no zeroing pass first.
     """
     n, ho, wo, c = g.shape
+    taps = kh * kw
     tiled = sh == kh and sw == kw and ho * sh == dx.shape[1] and wo * sw == dx.shape[2]
     zero = g.dtype.type(0)
-    taken = np.empty(c, np.bool_)
+    winner = np.empty(c, np.int32)
     for s in range(n):
         if not tiled:
             dx[s] = 0
@@ -337,16 +342,21 @@ def max_pool_grad(xpad, out, g, kh, kw, sh, sw, dx):
             for j in range(wo):
                 m = out[s, i, j]
                 gg = g[s, i, j]
-                taken[:] = False
-                for a in range(kh):
-                    for b in range(kw):
-                        v = xpad[s, i * sh + a, j * sw + b]
-                        d = dx[s, i * sh + a, j * sw + b]
+                winner[:] = taps  # none (a NaN maximum equals no tap)
+                for t in range(taps - 1, -1, -1):
+                    a, b = t // kw, t % kw
+                    v = xpad[s, i * sh + a, j * sw + b]
+                    for ch in range(c):
+                        winner[ch] = t if v[ch] == m[ch] else winner[ch]
+                for t in range(taps):
+                    a, b = t // kw, t % kw
+                    d = dx[s, i * sh + a, j * sw + b]
+                    if tiled:
                         for ch in range(c):
-                            hit = v[ch] == m[ch] and not taken[ch]
-                            share = gg[ch] if hit else gg[ch] * zero
-                            d[ch] = share if tiled else d[ch] + share
-                            taken[ch] = taken[ch] or hit
+                            d[ch] = gg[ch] if winner[ch] == t else gg[ch] * zero  # g·0 keeps NumPy's NaN
+                    else:
+                        for ch in range(c):
+                            d[ch] += gg[ch] if winner[ch] == t else gg[ch] * zero
 
 
 @nb.njit(**_JIT)
