@@ -651,9 +651,10 @@ DIRECT_CASES = [c for c in CONV2D_CASES if c[3].get("strides", 1) in (1, (1, 1))
 
 
 @pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)  # the direct kernels are compiled-path only
+@pytest.mark.parametrize("activation", [None, "relu", "tanh"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", DIRECT_CASES, ids=[c[0] for c in DIRECT_CASES])
-def test_direct_and_column_convolutions_agree(case, dtype, kernel_path, monkeypatch):
+def test_direct_and_column_convolutions_agree(case, dtype, activation, kernel_path, monkeypatch):
     """Stride-1 convolutions with few filters run the compiled direct kernels: the same output and
     gradients as the column-matrix path, in several cache blocks and threads."""
     from shenjing.backend import jit, parallel
@@ -668,7 +669,7 @@ def test_direct_and_column_convolutions_agree(case, dtype, kernel_path, monkeypa
 
     def run():
         x, k, b = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        out = conv.conv2d(x, k, b, activation="tanh", **kwargs)
+        out = conv.conv2d(x, k, b, activation=activation, **kwargs)
         (out * g).sum().backward()
         return [out.data, x.grad, k.grad, b.grad]
 

@@ -290,7 +290,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     if sh == sw == 1 and f <= DIRECT_FILTERS and xpad.dtype == kernel.dtype:
         direct = jit.kernels("conv", xp.empty(1, dtype=dtype))  # any layout: the kernels get their own copies
         if direct is not None:
-            return _direct_conv(direct, xpad, kernel, bias, dilation, (ho, wo), need, act, x.shape, pads)
+            return _direct_conv(direct, xpad, kernel, bias, dilation, (ho, wo), need, activation, x.shape, pads)
     taps, k_size = kh * kw, kh * kw * cg
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
@@ -420,56 +420,48 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     return out, backward
 
 
-def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, act, x_shape, pads):
+def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, activation, x_shape, pads):
     """The compiled stride-1 case of :func:`_conv_forward` for few filters: ``direct_conv`` and
-    ``direct_conv_backward`` (``backend.kernels.conv``) on the input laid out channel-major, each
-    image plane flat, with no column matrix. Blocks of samples as there, the bias and activation of a
-    block applied while it is in cache."""
+    ``direct_conv_backward`` (``backend.kernels.conv``), with no column matrix. Blocks of samples as
+    there, each block's channel-major copy of the input, bias, activation and gradients made while it
+    is in cache (the activation's gradient and the bias gradient inside the backward kernel)."""
     xp = B.xp
     n, hp, wp, c = xpad.shape
     kh, kw, _, f = kernel.shape
     (dh, dw), (ho, wo) = dilation, out_hw
     need_x, need_k, need_b = need
-    x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2)).reshape(c, n, hp * wp)
+    dtype = xpad.dtype
+    act = nn.fused_activation(activation)
+    x_cm = xp.empty((c, n, hp * wp), dtype=dtype)  # filled block by block by the forward kernel
     geometry = (kh, kw, dh, dw)
-    itemsize = xpad.dtype.itemsize
-    step, parts = parallel.sample_blocks(n, (hp * wp * c + ho * wo * f) * itemsize)
-    out = xp.empty((n, ho, wo, f), dtype=xpad.dtype)
+    step, parts = parallel.sample_blocks(n, (hp * wp * c + ho * wo * f) * dtype.itemsize)
+    out = xp.empty((n, ho, wo, f), dtype=dtype)
     weights_t = xp.ascontiguousarray(kernel.reshape(-1, f).T)  # (F, kh·kw·C)
+    none = xp.empty(0, dtype=dtype)
+    bias_in = none if bias is None else xp.ascontiguousarray(bias, dtype=dtype)
 
     def forward_part(part):
         for start, stop in part:
-            kernels.direct_conv(x_cm, weights_t, start, stop, *geometry, ho, wo, wp, out)
-            rows = out[start:stop].reshape(-1, f)
+            kernels.direct_conv(xpad, x_cm, weights_t, bias_in, start, stop, *geometry, out)
             if act is not None:
-                act[0](rows, bias)
-            elif bias is not None:
-                nn.add_bias(rows, bias)
+                act[0](out[start:stop])
 
     parallel.run(forward_part, parts)
     (pt, _), (pl, _) = pads
     h, w = x_shape[1], x_shape[2]
+    code = 0 if act is None else kernels.DIRECT_ACTIVATIONS[activation]
 
     def backward(g):
-        g = xp.ascontiguousarray(g)
+        g = xp.ascontiguousarray(g, dtype=dtype)
         weights_in = (xp.ascontiguousarray(kernel.transpose(2, 0, 1, 3)).reshape(c, -1) if need_x
-                      else xp.empty((0, 0), dtype=out.dtype))
-        dx_cm = xp.empty((c, n, hp * wp) if need_x else (0, 0, 0), dtype=out.dtype)
+                      else xp.empty((0, 0), dtype=dtype))
+        dx_cm = xp.empty((c, n, hp * wp) if need_x else (0, 0, 0), dtype=dtype)
 
         def backward_part(part):
-            dk = xp.zeros((kh * kw * c if need_k else 0, f), dtype=out.dtype)
-            db = xp.zeros(f, dtype=out.dtype) if need_b else None
-            ones = xp.ones(step * ho * wo, dtype=out.dtype) if need_b else None  # a matmul sums short rows fastest
-            act_rows = xp.empty((step * ho * wo, f), dtype=out.dtype) if act is not None else None
+            dk = xp.zeros((kh * kw * c if need_k else 0, f), dtype=dtype)
+            db = xp.zeros(f if need_b else 0, dtype=dtype)
             for start, stop in part:
-                gz = g[start:stop].reshape(-1, f)
-                if act is not None:
-                    gz = act[1](gz, out[start:stop].reshape(-1, f), act_rows[:len(gz)])
-                if db is not None:
-                    db += ones[:len(gz)] @ gz
-                if need_k or need_x:
-                    kernels.direct_conv_backward(x_cm, gz.reshape(stop - start, ho, wo, f), start, weights_in,
-                                                 *geometry, wp, dk, dx_cm)
+                kernels.direct_conv_backward(x_cm, g, out, code, start, stop, weights_in, *geometry, dk, db, dx_cm)
             return dk, db
 
         partials = parallel.run(backward_part, parts)

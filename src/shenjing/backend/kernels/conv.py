@@ -238,44 +238,62 @@ def _tap_offsets(c, kh, kw, dh, dw, wp):
 
 
 @nb.njit(**_JIT)
-def direct_conv(x_cm, weights_t, first, last, kh, kw, dh, dw, ho, wo, wp, out):
+def direct_conv(xpad, x_cm, weights_t, bias, first, last, kh, kw, dh, dw, out):
     """Stride-1 convolution without a column matrix, for the samples first:last: out[s, i, j, k] =
-    Σ_(a, b, ch) weights_t[k, (a·kw + b)·C + ch] · x_cm[ch, s, (i + a·dh)·Wp + j + b·dw].
+    bias[k] + Σ_(a, b, ch) weights_t[k, (a·kw + b)·C + ch] · xpad[s, i + a·dh, j + b·dw, ch] (no bias when
+    ``bias`` is empty).
 
-    ``x_cm`` (C, N, Hp·Wp) holds the padded input channel-major, each plane flat. A sample's output
-    plane k is computed "wide", at the Ho·Wp positions i·Wp + j of the input plane (the columns
-    j ≥ Wo are thrown away): every tap is then one long contiguous multiply-add of a shifted plane."""
-    c = x_cm.shape[0]
-    f = weights_t.shape[0]
+    The samples' padded input is first copied channel-major into ``x_cm`` (C, N, Hp·Wp), each plane
+    flat (kept for the backward). A sample's output plane k is then computed "wide", at the Ho·Wp
+    positions i·Wp + j of the input plane (the columns j ≥ Wo are thrown away): every tap is one long
+    contiguous multiply-add of a shifted plane."""
+    _, hp, wp, c = xpad.shape
+    _, ho, wo, f = out.shape
+    for s in range(first, last):
+        for ch in range(c):
+            plane = x_cm[ch, s]
+            for y in range(hp):
+                line = xpad[s, y]
+                for x in range(wp):
+                    plane[y * wp + x] = line[x, ch]
     span = (ho - 1) * wp + wo
     rows, offsets = _tap_offsets(c, kh, kw, dh, dw, wp)
     wide = np.empty((f, 1, span), out.dtype)
+    zero = out.dtype.type(0)
     for s in range(first, last):
         _shifted_matmul(wide, 0, x_cm, s, rows, offsets, weights_t, span)
         o = out[s]
-        for i in range(ho):
-            for k in range(f):
+        for k in range(f):
+            add = bias[k] if bias.shape[0] else zero
+            for i in range(ho):
                 row = wide[k, 0, i * wp:i * wp + wo]
                 for j in range(wo):
-                    o[i, j, k] = row[j]
+                    o[i, j, k] = row[j] + add
+
+
+DIRECT_ACTIVATIONS = {"relu": 1, "tanh": 2}
+"""The activations :func:`direct_conv_backward` differentiates itself (by the code it gets)."""
 
 
 @nb.njit(**_JIT)
-def direct_conv_backward(x_cm, g, first, weights_in, kh, kw, dh, dw, wp, dk, dx_cm):
-    """The gradients of :func:`direct_conv` for the samples first:first + len(g), from ``g`` (m, Ho, Wo, F).
+def direct_conv_backward(x_cm, g, out, activation, first, last, weights_in, kh, kw, dh, dw, dk, db, dx_cm):
+    """The gradients of :func:`direct_conv` for the samples first:last, from ``g`` (N, Ho, Wo, F) and,
+    with an ``activation`` code (:data:`DIRECT_ACTIVATIONS`; 0: none), the activation's output ``out``.
 
-    ``dk`` (kh·kw·C, F) gets this block's kernel gradient added (when it has rows); ``dx_cm`` (C, N, Hp·Wp)
-    gets the block's samples' input gradient planes written (when it has planes), from
-    ``weights_in`` (C, kh·kw·F), the kernel ordered (ch, a, b, k).
+    ``dk`` (kh·kw·C, F) and ``db`` (F,) get this block's kernel and bias gradients added (when they have
+    rows); ``dx_cm`` (C, N, Hp·Wp) gets the block's samples' input gradient planes written (when it has
+    planes), from ``weights_in`` (C, kh·kw·F), the kernel ordered (ch, a, b, k).
 
-    Both come from g laid out wide and zero-padded (``spread``: the plane k at the positions
-    top + i·Wp + j, zeros elsewhere, top = the largest tap offset): the kernel gradient is the dot
-    product of each shifted input plane with it, and the input gradient plane is a direct convolution
-    of it with the flipped kernel: dx[ch, q] = Σ_(a, b, k) w[a, b, ch, k] · spread[k, top + q − offset(a, b)].
-    The zero columns j ≥ Wo of the wide layout are also the left padding (Wp − Wo = (kw − 1)·dw)."""
-    m, ho, wo, f = g.shape
+    All come from the pre-activation gradient laid out wide and zero-padded (``spread``: the plane k
+    at the positions top + i·Wp + j, zeros elsewhere, top = the largest tap offset), made in one pass
+    that also sums the bias gradient: the kernel gradient is the dot product of each shifted input
+    plane with it, and the input gradient plane is a direct convolution of it with the flipped kernel:
+    dx[ch, q] = Σ_(a, b, k) w[a, b, ch, k] · spread[k, top + q − offset(a, b)]. The zero columns j ≥ Wo
+    of the wide layout are also the left padding (Wp − Wo = (kw − 1)·dw)."""
+    _, ho, wo, f = g.shape
     c = x_cm.shape[0]
     plane = x_cm.shape[2]
+    wp = plane // (ho + (kh - 1) * dh)  # stride 1: Hp = Ho + (kh − 1)·dh
     span = (ho - 1) * wp + wo
     top = (kh - 1) * dh * wp + (kw - 1) * dw
     rows, offsets = _tap_offsets(c, kh, kw, dh, dw, wp)
@@ -287,16 +305,28 @@ def direct_conv_backward(x_cm, g, first, weights_in, kh, kw, dh, dw, wp, dk, dx_
                 g_rows[(a * kw + b) * f + k] = k
                 g_offsets[(a * kw + b) * f + k] = top - (a * dh * wp + b * dw)
     spread = np.zeros((f, 1, top + plane), g.dtype)
-    for s in range(m):
-        for i in range(ho):
-            for k in range(f):
+    one = g.dtype.type(1)
+    zero = g.dtype.type(0)
+    for s in range(first, last):
+        for k in range(f):
+            total = zero
+            for i in range(ho):
                 row = spread[k, 0, top + i * wp:top + i * wp + wo]
+                gs, outs = g[s, i], out[s, i]
                 for j in range(wo):
-                    row[j] = g[s, i, j, k]
+                    v = gs[j, k]
+                    if activation == 1:  # as the fused relu's gradient: g·0 keeps NumPy's NaN and −0
+                        v = v if outs[j, k] > 0 else v * zero
+                    elif activation == 2:
+                        v = v * (one - outs[j, k] * outs[j, k])
+                    row[j] = v
+                    total += v
+            if db.shape[0]:
+                db[k] += total
         if dk.shape[0]:
-            _shifted_dots(x_cm, first + s, rows, offsets, spread, top, span, dk)
+            _shifted_dots(x_cm, s, rows, offsets, spread, top, span, dk)
         if dx_cm.shape[0]:
-            _shifted_matmul(dx_cm, first + s, spread, 0, g_rows, g_offsets, weights_in, plane)
+            _shifted_matmul(dx_cm, s, spread, 0, g_rows, g_offsets, weights_in, plane)
 
 
 @nb.njit(**_JIT)
