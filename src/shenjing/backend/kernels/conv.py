@@ -20,10 +20,20 @@ def im2col(xpad, first, last, kh, kw, sh, sw, dh, dw, ho, wo, cols):
     """cols[(s·Ho + i)·Wo + j, (a·kw + b)·C + c] = xpad[first + s, i·sh + a·dh, j·sw + b·dw, c] for the
     samples first:last; ``cols`` has at least (last − first)·Ho·Wo rows of kh·kw·C."""
     c = xpad.shape[3]
+    run = kw * c
     for row in range((last - first) * ho):
         s = row // ho
         i = row - s * ho
         image = xpad[first + s]
+        if dw == 1:  # a kernel row's kw taps are kw·C contiguous values: one run per (a, j)
+            for a in range(kh):
+                flat = image[i * sh + a].reshape(-1)
+                for j in range(wo):
+                    src_run = flat[j * sw * c:j * sw * c + run]
+                    out_run = cols[row * wo + j, a * run:a * run + run]
+                    for q in range(run):
+                        out_run[q] = src_run[q]
+            continue
         for j in range(wo):
             out = cols[row * wo + j]
             for a in range(kh):
