@@ -27,7 +27,7 @@ def im2col(xpad, first, last, kh, kw, sh, sw, dh, dw, ho, wo, cols):
         image = xpad[first + s]
         if dw == 1:  # a kernel row's kw taps are kw·C contiguous values: one run per (a, j)
             for a in range(kh):
-                flat = image[i * sh + a].reshape(-1)
+                flat = image[i * sh + a * dh].reshape(-1)
                 for j in range(wo):
                     src_run = flat[j * sw * c:j * sw * c + run]
                     out_run = cols[row * wo + j, a * run:a * run + run]
