@@ -686,3 +686,25 @@ def test_direct_and_column_convolutions_agree(case, dtype, activation, kernel_pa
     for a, want in zip(got, columns):
         assert a.dtype == np.dtype(dtype)
         np.testing.assert_allclose(a, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)
+def test_stacked_direct_convolutions_take_a_strided_gradient(kernel_path, monkeypatch):
+    """The upper convolution's input gradient is a transposed view of its channel-major planes; the lower
+    one reads it as it is: the same gradients as the column path."""
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((3, 9, 8, 2)), rng.standard_normal((3, 3, 2, 4)), rng.standard_normal(4),
+              rng.standard_normal((2, 3, 4, 3)), rng.standard_normal(3)]
+
+    def run():
+        x, k1, b1, k2, b2 = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        hidden = conv.conv2d(x, k1, b1, activation="tanh")
+        out = conv.conv2d(hidden, k2, b2, padding="same", activation="relu")
+        (out * out).sum().backward()
+        return [out.data] + [t.grad for t in (x, k1, b1, k2, b2)]
+
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 0)
+    columns = run()
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 8)
+    for got, want in zip(run(), columns):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)

@@ -452,7 +452,7 @@ def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, activation
     code = 0 if act is None else kernels.DIRECT_ACTIVATIONS[activation]
 
     def backward(g):
-        g = xp.ascontiguousarray(g, dtype=dtype)
+        g = g.astype(dtype, copy=False)  # any strides: the kernel reads g once (a transposed input gradient as is)
         weights_in = (xp.ascontiguousarray(kernel.transpose(2, 0, 1, 3)).reshape(c, -1) if need_x
                       else xp.empty((0, 0), dtype=dtype))
         dx_cm = xp.empty((c, n, hp * wp) if need_x else (0, 0, 0), dtype=dtype)
