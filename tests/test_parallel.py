@@ -124,8 +124,13 @@ def test_matmul_runs_small_products_on_one_blas_thread(shape, monkeypatch):
     counts = []
     monkeypatch.setitem(parallel._state, "quiet", True)
     monkeypatch.setitem(parallel._state, "set_local", lambda count: counts.append(count) or 2)
+    monkeypatch.setattr(parallel, "threads", lambda: 2)
     out = np.empty((m, n), dtype="float32")
     np.testing.assert_array_equal(parallel.matmul(a, b, out=out), a @ b)
     small = 1 << 18 <= m * k * n < parallel.SMALL_MATMUL_MACS and m > 1 and n > 1
     assert counts == ([1, 2] if small else [])  # one thread, then the previous count back
     assert small == (shape == (100, 256, 128))
+    counts.clear()
+    monkeypatch.setattr(parallel, "threads", lambda: 1)  # no pool, no parallel regions: BLAS keeps its threads
+    np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
+    assert counts == []

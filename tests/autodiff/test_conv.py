@@ -708,3 +708,55 @@ def test_stacked_direct_convolutions_take_a_strided_gradient(kernel_path, monkey
     monkeypatch.setattr(conv, "DIRECT_FILTERS", 8)
     for got, want in zip(run(), columns):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)
+@pytest.mark.parametrize("where", ["x-inf", "x-nan", "kernel-inf", "g-nan"])
+def test_direct_convolution_keeps_numpys_non_finite_values(where, kernel_path, monkeypatch):
+    """An inf or NaN reaches exactly the outputs and gradients it reaches on the column path (the direct
+    kernels' wide rows meet zero padding that would turn inf·0 into NaN elsewhere)."""
+    rng = np.random.default_rng(8)
+    x, k, b = rng.standard_normal((2, 6, 5, 2)), rng.standard_normal((3, 2, 2, 3)), rng.standard_normal(3)
+    g = rng.standard_normal((2, 4, 4, 3))
+    if where == "x-inf":
+        x[0, 1, 0, 1] = np.inf
+    elif where == "x-nan":
+        x[1, 3, 4, 0] = np.nan
+    elif where == "kernel-inf":
+        k[0, 1, 1, 2] = np.inf
+    else:
+        g[0, 2, 3, 1] = np.nan
+
+    def run():
+        xt, kt, bt = [Tensor(a.copy(), requires_grad=True) for a in (x, k, b)]
+        out = conv.conv2d(xt, kt, bt)
+        out.backward(g)
+        return [out.data, xt.grad, kt.grad, bt.grad]
+
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 0)
+    columns = run()
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 8)
+    for got, want in zip(run(), columns):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_direct_conv1d_agrees_with_the_columns(data_format, kernel_path, monkeypatch):
+    """conv1d (a one-row image) with causal padding and dilation, in both data formats."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 11, 4) if data_format == "channels_last" else (3, 4, 11))
+    arrays = [x, rng.standard_normal((3, 4, 5)), rng.standard_normal(5)]
+
+    def run():
+        xt, kt, bt = [Tensor(a.copy(), requires_grad=True) for a in arrays]
+        out = conv.conv1d(xt, kt, bt, padding="causal", dilation_rate=2, data_format=data_format, activation="tanh")
+        (out * out).sum().backward()
+        return [out.data, xt.grad, kt.grad, bt.grad]
+
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 0)
+    columns = run()
+    monkeypatch.setattr(conv, "DIRECT_FILTERS", 8)
+    for got, want in zip(run(), columns):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)

@@ -252,6 +252,10 @@ NARROW_CHANNELS = 4
 in a channel-major layout, where every copy moves whole output rows instead of C-element runs."""
 
 
+DIRECT_ACTIVATIONS = {None: 0, "relu": 1, "tanh": 2}
+"""The fused activations the direct kernels take, by the code they get (relu applied and differentiated
+in the kernels, tanh differentiated there)."""
+
 DIRECT_FILTERS = 8
 """Stride-1 convolutions with up to this many filters run the compiled direct kernels
 (:func:`_direct_conv`) when the compiled path is on: the column matrix's matmul has so few output
@@ -271,7 +275,9 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     its columns built into one reused buffer, multiplied straight into the output rows, and gets
     its bias and activation while it is still in cache. The columns are not kept: the backward
     pass rebuilds them block by block (a copy that costs a few percent of the matmuls) — so a
-    layer holds no (N·Ho·Wo, kh·kw·C) array between the passes.
+    layer holds no (N·Ho·Wo, kh·kw·C) array between the passes. Stride-1 convolutions with few filters
+    (:data:`DIRECT_FILTERS`) take the compiled direct kernels instead (:func:`_direct_conv`), and
+    grouped ones :func:`_grouped_conv`.
     """
     xp = B.xp
     xpad = _pad_nhwc(x, pads)
@@ -287,10 +293,12 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     dtype = xp.result_type(xpad.dtype, kernel.dtype)
     if groups != 1:
         return _grouped_conv(xpad, kernel, bias, strides, dilation, groups, (ho, wo), need, act, x.shape, pads)
-    if sh == sw == 1 and f <= DIRECT_FILTERS and xpad.dtype == kernel.dtype:
+    code = DIRECT_ACTIVATIONS.get(activation if act is not None else None)
+    if sh == sw == 1 and f <= DIRECT_FILTERS and code is not None and xpad.dtype == kernel.dtype:
         direct = jit.kernels("conv", xp.empty(1, dtype=dtype))  # any layout: the kernels get their own copies
-        if direct is not None:
-            return _direct_conv(direct, xpad, kernel, bias, dilation, (ho, wo), need, activation, x.shape, pads)
+        # a non-finite weight would meet the zeros of the direct input gradient's padding (NaN, not NumPy's sums)
+        if direct is not None and bool(xp.isfinite(kernel).all()):
+            return _direct_conv(direct, xpad, kernel, bias, dilation, (ho, wo), need, act, code, x.shape, pads)
     taps, k_size = kh * kw, kh * kw * cg
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
@@ -420,36 +428,36 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     return out, backward
 
 
-def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, activation, x_shape, pads):
+def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, act, code, x_shape, pads):
     """The compiled stride-1 case of :func:`_conv_forward` for few filters: ``direct_conv`` and
     ``direct_conv_backward`` (``backend.kernels.conv``), with no column matrix. Blocks of samples as
     there, each block's channel-major copy of the input, bias, activation and gradients made while it
-    is in cache (the activation's gradient and the bias gradient inside the backward kernel)."""
+    is in cache (the activation's gradient and the bias gradient inside the backward kernel).
+    ``code``: the activation's :data:`DIRECT_ACTIVATIONS` code."""
     xp = B.xp
     n, hp, wp, c = xpad.shape
     kh, kw, _, f = kernel.shape
     (dh, dw), (ho, wo) = dilation, out_hw
     need_x, need_k, need_b = need
     dtype = xpad.dtype
-    act = nn.fused_activation(activation)
     x_cm = xp.empty((c, n, hp * wp), dtype=dtype)  # filled block by block by the forward kernel
     geometry = (kh, kw, dh, dw)
     step, parts = parallel.sample_blocks(n, (hp * wp * c + ho * wo * f) * dtype.itemsize)
     out = xp.empty((n, ho, wo, f), dtype=dtype)
     weights_t = xp.ascontiguousarray(kernel.reshape(-1, f).T)  # (F, kh·kw·C)
-    none = xp.empty(0, dtype=dtype)
-    bias_in = none if bias is None else xp.ascontiguousarray(bias, dtype=dtype)
+    bias_in = xp.empty(0, dtype=dtype) if bias is None else xp.ascontiguousarray(bias, dtype=dtype)
 
     def forward_part(part):
         for start, stop in part:
-            kernels.direct_conv(xpad, x_cm, weights_t, bias_in, start, stop, *geometry, out)
-            if act is not None:
+            kernels.direct_conv(xpad, x_cm, weights_t, bias_in, code, start, stop, *geometry, out)
+            if act is not None and code != 1:  # the relu is the kernel's own
                 act[0](out[start:stop])
 
     parallel.run(forward_part, parts)
+    if not need_k:  # only the kernel gradient reads the input copy: keep its shape, not its memory
+        x_cm = xp.empty((c, 0, hp * wp), dtype=dtype)
     (pt, _), (pl, _) = pads
     h, w = x_shape[1], x_shape[2]
-    code = 0 if act is None else kernels.DIRECT_ACTIVATIONS[activation]
 
     def backward(g):
         g = g.astype(dtype, copy=False)  # any strides: the kernel reads g once (a transposed input gradient as is)
@@ -457,20 +465,25 @@ def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, activation
                       else xp.empty((0, 0), dtype=dtype))
         dx_cm = xp.empty((c, n, hp * wp) if need_x else (0, 0, 0), dtype=dtype)
 
-        def backward_part(part):
-            dk = xp.zeros((kh * kw * c if need_k else 0, f), dtype=dtype)
-            db = xp.zeros(f if need_b else 0, dtype=dtype)
-            for start, stop in part:
-                kernels.direct_conv_backward(x_cm, g, out, code, start, stop, weights_in, *geometry, dk, db, dx_cm)
-            return dk, db
+        def gradients(exact, dx_cm, with_bias):
+            def backward_part(part):
+                dk = xp.zeros((kh * kw * c if need_k else 0, f), dtype=dtype)
+                db = xp.zeros(f if with_bias else 0, dtype=dtype)
+                for start, stop in part:
+                    kernels.direct_conv_backward(x_cm, g, out, code, start, stop, weights_in, *geometry, wp, exact,
+                                                 dk, db, dx_cm)
+                return dk, db
 
-        partials = parallel.run(backward_part, parts)
-        dk = sum(p[0] for p in partials).reshape(kernel.shape) if need_k else None
-        db = sum(p[1] for p in partials) if need_b else None
+            partials = parallel.run(backward_part, parts)
+            return sum(p[0] for p in partials), sum(p[1] for p in partials)
+
+        dk, db = gradients(False, dx_cm, need_b)
+        if need_k and not bool(xp.isfinite(dk).all()):  # maybe NaN from the wide rows' padding: the exact sums
+            dk, _ = gradients(True, xp.empty((0, 0, 0), dtype=dtype), False)
         dx = None
         if need_x:
             dx = dx_cm.reshape(c, n, hp, wp)[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0)
-        return dx, dk, db
+        return dx, (dk.reshape(kernel.shape) if need_k else None), (db if need_b else None)
 
     return out, backward
 

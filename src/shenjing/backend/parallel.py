@@ -199,7 +199,7 @@ def matmul(a, b, out=None):
     m, n = a.shape[0], b.shape[1]
     macs = m * a.shape[1] * n
     # a matrix-vector product (m or n is 1) is bound by reading the matrix: two threads read it faster
-    if macs < 1 << 18 or macs >= SMALL_MATMUL_MACS or m == 1 or n == 1 or not _state["quiet"]:
+    if macs < 1 << 18 or macs >= SMALL_MATMUL_MACS or m == 1 or n == 1 or not _state["quiet"] or threads() < 2:
         return xp.matmul(a, b, out=out)
     previous = _state["set_local"](1)
     try:

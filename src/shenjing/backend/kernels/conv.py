@@ -1,12 +1,13 @@
 """Compiled kernels for convolution and pooling on channels-last arrays (N, H, W, C).
 
-Each loop nest keeps the channel axis innermost (contiguous, so it vectorises) and writes every
-output element from one place; a kernel that scatters (col2im) is written as a gather over the rows
-it writes, so that it could run rows in parallel without races. The NumPy twins are in
-``shenjing.autodiff.conv``: ``tests/autodiff/test_conv.py`` runs on both paths, and
-``tests/test_jit.py`` checks ties, NaN and overlapping windows.
+The column kernels (im2col, col2im) and the pooling kernels keep the channel axis innermost
+(contiguous, so it vectorises) and write every output element from one place; a kernel that scatters
+(col2im) is written as a gather over the rows it writes, so that it could run rows in parallel
+without races. Their NumPy twins are in ``shenjing.autodiff.conv``. The direct convolution kernels
+work channel-major instead (each image plane flat, a tap one long multiply-add); their twin is the
+column path. ``tests/autodiff/test_conv.py`` runs on both paths and compares the direct kernels with
+the columns, and ``tests/test_jit.py`` checks ties, NaN and overlapping windows.
 """
-
 from __future__ import annotations
 
 import numba as nb
@@ -52,7 +53,7 @@ def col2im_add(cols, first, last, kh, kw, sh, sw, dh, dw, ho, wo, dpad):
 
     A loop over the rows of ``dpad``, each gathering the taps that read it (overlapping windows
     accumulate). Without dilation a kernel row's kw taps read kw·C contiguous values, added as one run
-    (measured 274 → 164 µs for 100 samples of 11×11×8 and a 3×3 kernel).
+    (measured with the zeroing: 290 → 196 µs for 100 samples of 11×11×8 and a 3×3 kernel).
     """
     hp, c = dpad.shape[1], dpad.shape[3]
     run = kw * c
@@ -257,10 +258,11 @@ def _tap_offsets(c, kh, kw, dh, dw, wp):
 
 
 @nb.njit(**_JIT)
-def direct_conv(xpad, x_cm, weights_t, bias, first, last, kh, kw, dh, dw, out):
+def direct_conv(xpad, x_cm, weights_t, bias, activation, first, last, kh, kw, dh, dw, out):
     """Stride-1 convolution without a column matrix, for the samples first:last: out[s, i, j, k] =
     bias[k] + Σ_(a, b, ch) weights_t[k, (a·kw + b)·C + ch] · xpad[s, i + a·dh, j + b·dw, ch] (no bias when
-    ``bias`` is empty).
+    ``bias`` is empty), then the relu when ``activation`` is its code (1; other activations are the
+    caller's).
 
     The samples' padded input is first copied channel-major into ``x_cm`` (C, N, Hp·Wp), each plane
     flat (kept for the backward). A sample's output plane k is then computed "wide", at the Ho·Wp
@@ -287,42 +289,41 @@ def direct_conv(xpad, x_cm, weights_t, bias, first, last, kh, kw, dh, dw, out):
             for i in range(ho):
                 row = wide[k, 0, i * wp:i * wp + wo]
                 for j in range(wo):
-                    o[i, j, k] = row[j] + add
-
-
-DIRECT_ACTIVATIONS = {"relu": 1, "tanh": 2}
-"""The activations :func:`direct_conv_backward` differentiates itself (by the code it gets)."""
+                    v = row[j] + add
+                    if activation == 1:
+                        v = v if v > zero or v != v else zero  # as np.maximum(v, 0): NaN kept, −0 → +0
+                    o[i, j, k] = v
 
 
 @nb.njit(**_JIT)
-def direct_conv_backward(x_cm, g, out, activation, first, last, weights_in, kh, kw, dh, dw, dk, db, dx_cm):
+def direct_conv_backward(x_cm, g, out, activation, first, last, weights_in, kh, kw, dh, dw, wp, exact, dk, db,
+                         dx_cm):
     """The gradients of :func:`direct_conv` for the samples first:last, from ``g`` (N, Ho, Wo, F) and,
-    with an ``activation`` code (:data:`DIRECT_ACTIVATIONS`; 0: none), the activation's output ``out``.
+    with an ``activation`` code (1: relu, 2: tanh; 0: none), the activation's output ``out``.
 
     ``dk`` (kh·kw·C, F) and ``db`` (F,) get this block's kernel and bias gradients added (when they have
     rows); ``dx_cm`` (C, N, Hp·Wp) gets the block's samples' input gradient planes written (when it has
-    planes), from ``weights_in`` (C, kh·kw·F), the kernel ordered (ch, a, b, k).
+    planes), from ``weights_in`` (C, kh·kw·F), the kernel ordered (ch, a, b, k). Planes are Wp wide.
 
     All come from the pre-activation gradient laid out wide and zero-padded (``spread``: the plane k
     at the positions top + i·Wp + j, zeros elsewhere, top = the largest tap offset), made in one pass
     that also sums the bias gradient: the kernel gradient is the dot product of each shifted input
     plane with it, and the input gradient plane is a direct convolution of it with the flipped kernel:
     dx[ch, q] = Σ_(a, b, k) w[a, b, ch, k] · spread[k, top + q − offset(a, b)]. The zero columns j ≥ Wo
-    of the wide layout are also the left padding (Wp − Wo = (kw − 1)·dw)."""
+    of the wide layout are also the left padding (Wp − Wo = (kw − 1)·dw).
+
+    The kernel gradient's dot products run over whole rows, so input values at the columns j ≥ Wo
+    meet those zeros: an inf or NaN there gives NaN where NumPy's sum has none. With ``exact`` they run
+    over the columns j < Wo only (slower: the caller uses it when the fast sums are not finite), and
+    the input gradient's taps are exact only for a finite kernel (the caller's condition)."""
     _, ho, wo, f = g.shape
     c = x_cm.shape[0]
     plane = x_cm.shape[2]
-    wp = plane // (ho + (kh - 1) * dh)  # stride 1: Hp = Ho + (kh − 1)·dh
     span = (ho - 1) * wp + wo
     top = (kh - 1) * dh * wp + (kw - 1) * dw
     rows, offsets = _tap_offsets(c, kh, kw, dh, dw, wp)
-    g_rows = np.empty(kh * kw * f, np.int64)
-    g_offsets = np.empty(kh * kw * f, np.int64)
-    for a in range(kh):
-        for b in range(kw):
-            for k in range(f):
-                g_rows[(a * kw + b) * f + k] = k
-                g_offsets[(a * kw + b) * f + k] = top - (a * dh * wp + b * dw)
+    g_rows, g_offsets = _tap_offsets(f, kh, kw, dh, dw, wp)  # the same taps, over the spread planes
+    g_offsets = top - g_offsets
     spread = np.zeros((f, 1, top + plane), g.dtype)
     one = g.dtype.type(1)
     zero = g.dtype.type(0)
@@ -342,8 +343,11 @@ def direct_conv_backward(x_cm, g, out, activation, first, last, weights_in, kh, 
                     total += v
             if db.shape[0]:
                 db[k] += total
-        if dk.shape[0]:
+        if dk.shape[0] and not exact:
             _shifted_dots(x_cm, s, rows, offsets, spread, top, span, dk)
+        elif dk.shape[0]:
+            for i in range(ho):
+                _shifted_dots(x_cm, s, rows, offsets + i * wp, spread, top + i * wp, wo, dk)
         if dx_cm.shape[0]:
             _shifted_matmul(dx_cm, s, spread, 0, g_rows, g_offsets, weights_in, plane)
 
