@@ -110,6 +110,12 @@ _JIT_FMA = dict(_JIT, fastmath={"contract"})
 _JIT_SUMS = dict(_JIT, fastmath={"contract", "reassoc"})  # reassociated sums: the dot products vectorise
 
 
+@nb.njit(**_JIT)
+def _input_row(src, sample, src_rows, src_offsets, i, span):
+    """Input row i of :func:`_shifted_matmul`: a window of ``span`` values of a flat image plane."""
+    return src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+
+
 @nb.njit(**_JIT_FMA)
 def _shifted_matmul(dst, at, src, sample, src_rows, src_offsets, weights, span):
     """dst[o, at, :span] = Σ_i weights[o, i] · src[src_rows[i], sample, src_offsets[i] : src_offsets[i] + span]
@@ -125,10 +131,10 @@ def _shifted_matmul(dst, at, src, sample, src_rows, src_offsets, weights, span):
         e[:] = 0
         i = 0
         while i + 4 <= n_in:
-            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
-            s1 = src[src_rows[i + 1], sample, src_offsets[i + 1]:src_offsets[i + 1] + span]
-            s2 = src[src_rows[i + 2], sample, src_offsets[i + 2]:src_offsets[i + 2] + span]
-            s3 = src[src_rows[i + 3], sample, src_offsets[i + 3]:src_offsets[i + 3] + span]
+            s0 = _input_row(src, sample, src_rows, src_offsets, i, span)
+            s1 = _input_row(src, sample, src_rows, src_offsets, i + 1, span)
+            s2 = _input_row(src, sample, src_rows, src_offsets, i + 2, span)
+            s3 = _input_row(src, sample, src_rows, src_offsets, i + 3, span)
             w0, w1, w2, w3 = weights[o, i], weights[o, i + 1], weights[o, i + 2], weights[o, i + 3]
             v0, v1, v2, v3 = weights[o + 1, i], weights[o + 1, i + 1], weights[o + 1, i + 2], weights[o + 1, i + 3]
             for p in range(span):
@@ -137,29 +143,29 @@ def _shifted_matmul(dst, at, src, sample, src_rows, src_offsets, weights, span):
                 e[p] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3
             i += 4
         while i < n_in:
-            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+            s0 = _input_row(src, sample, src_rows, src_offsets, i, span)
             w0, v0 = weights[o, i], weights[o + 1, i]
             for p in range(span):
                 x0 = s0[p]
                 d[p] += w0 * x0
                 e[p] += v0 * x0
             i += 1
-    if n_out % 2:  # the odd last row alone
+    if n_out % 2:  # the odd last row alone: the loop above for one row (a pair with itself would alias)
         o = n_out - 1
         d = dst[o, at, :span]
         d[:] = 0
         i = 0
         while i + 4 <= n_in:
-            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
-            s1 = src[src_rows[i + 1], sample, src_offsets[i + 1]:src_offsets[i + 1] + span]
-            s2 = src[src_rows[i + 2], sample, src_offsets[i + 2]:src_offsets[i + 2] + span]
-            s3 = src[src_rows[i + 3], sample, src_offsets[i + 3]:src_offsets[i + 3] + span]
+            s0 = _input_row(src, sample, src_rows, src_offsets, i, span)
+            s1 = _input_row(src, sample, src_rows, src_offsets, i + 1, span)
+            s2 = _input_row(src, sample, src_rows, src_offsets, i + 2, span)
+            s3 = _input_row(src, sample, src_rows, src_offsets, i + 3, span)
             w0, w1, w2, w3 = weights[o, i], weights[o, i + 1], weights[o, i + 2], weights[o, i + 3]
             for p in range(span):
                 d[p] += w0 * s0[p] + w1 * s1[p] + w2 * s2[p] + w3 * s3[p]
             i += 4
         while i < n_in:
-            s0 = src[src_rows[i], sample, src_offsets[i]:src_offsets[i] + span]
+            s0 = _input_row(src, sample, src_rows, src_offsets, i, span)
             w0 = weights[o, i]
             for p in range(span):
                 d[p] += w0 * s0[p]
