@@ -134,3 +134,58 @@ def test_matmul_runs_small_products_on_one_blas_thread(shape, monkeypatch):
     monkeypatch.setattr(parallel, "threads", lambda: 1)  # no pool, no parallel regions: BLAS keeps its threads
     np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
     assert counts == []
+
+
+@pytest.mark.parametrize("polls", [0, parallel.SPIN_POLLS])  # 0: every hand-over blocks on its event
+def test_pool_hands_over_many_tasks_and_errors_in_step(polls, monkeypatch):
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "3")
+    monkeypatch.setattr(parallel, "SPIN_POLLS", polls)
+    parts = parallel.split(list(range(9)), 3)
+    for round_ in range(50):  # back-to-back regions: no task is lost or run twice
+        assert parallel.run(lambda part, r=round_: [r * 100 + v for v in part], parts) == [
+            [round_ * 100 + v for v in part] for part in parts]
+
+    def failing(part):
+        if 4 in part:
+            raise ValueError("part 2 failed")
+        return sum(part)
+
+    with pytest.raises(ValueError, match="part 2 failed"):  # a worker's error reaches the caller
+        parallel.run(failing, parts)
+    ran = []
+
+    def caller_fails(part):
+        ran.append(tuple(part))
+        if 0 in part:
+            raise KeyError("caller")
+        return sum(part)
+
+    with pytest.raises(KeyError):  # the caller's own part fails: the workers' parts still finish
+        parallel.run(caller_fails, parts)
+    assert sorted(ran) == sorted(tuple(p) for p in parts)
+    assert parallel.run(sum, parts) == [sum(p) for p in parts]  # and the pool is still in step
+
+
+def test_a_second_thread_runs_its_region_on_itself(monkeypatch):
+    """The pool serves one region at a time: a region started while another runs takes all its parts
+    on its own thread."""
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    inside, release = threading.Event(), threading.Event()
+    names = []
+
+    def slow(part):
+        inside.set()
+        release.wait(timeout=30)
+        return part
+
+    outer = threading.Thread(target=lambda: parallel.run(slow, [[1], [2]]))
+    outer.start()
+    assert inside.wait(timeout=30)
+    other = parallel.run(lambda part: names.append(threading.current_thread().name) or part, [[3], [4]])
+    release.set()
+    outer.join(timeout=30)
+    assert other == [[3], [4]] and set(names) == {threading.current_thread().name}

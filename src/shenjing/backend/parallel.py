@@ -7,6 +7,7 @@ release the GIL inside their loops — and BLAS is single-threaded meanwhile
 (``openblas_set_num_threads_local`` — in a pthreads OpenBLAS a process-wide setting, so it is set
 around the parallel region and restored after it — or MKL's ``mkl_set_num_threads_local``), so that
 the copies and elementwise work use every core that the matmuls use, without oversubscribing them.
+The pool's threads and the caller hand tasks over by polling (:data:`SPIN_POLLS`) before they block.
 
 How many threads (:func:`threads`):
 
@@ -33,7 +34,8 @@ import threading
 
 _backend = importlib.import_module(__package__)  # read per call: set_backend rebinds its ``xp``
 _lock = threading.Lock()
-_state = {"probed": False, "set_local": None, "get": None, "quiet": False, "pool": None, "threads": None}
+_state = {"probed": False, "set_local": None, "get": None, "quiet": False, "pool": None, "sync": None}
+_busy = threading.Lock()  # held by the thread running a parallel region
 
 _SET_LOCAL = ("openblas_set_num_threads_local", "mkl_set_num_threads_local")
 _GET = ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
@@ -152,35 +154,123 @@ def split(blocks: list, parts: int) -> list:
     return runs
 
 
-def _pool(n: int):
-    pool = _state["pool"]
-    if pool is None or _state["threads"] != n:
-        from concurrent.futures import ThreadPoolExecutor
+SPIN_POLLS = 3000
+"""A pool thread that has finished a part polls this many times for the next one (``sched_yield``
+between polls: about 0.5 ms on this project's machine) before it blocks, and the calling thread polls
+as long for the parts to finish. Waking a blocked thread cost 30-100 µs on a virtual machine whose
+idle core had halted — the cost of each parallel region twice over (the seed CNN runs eight regions
+a step: 5.7 → 5.4 ms with the polling). The polls are compiled (``kernels.sync``, without the GIL;
+compiled at the first parallel region of a process, 0.2-0.4 s, since numba cannot cache them): with
+the compiled path off, the threads block at once."""
+
+
+class _Worker:
+    """A pool thread: runs the (work, part) tasks handed to it one at a time, with BLAS on one thread.
+
+    Hand-over by counters: the caller posts task n (``posted`` = n), the worker finishes it
+    (``finished`` = n). Each side polls the other's counter first and blocks on an event only when
+    the polls run out; a flag says the other side is blocked, so the event is set only then."""
+
+    def __init__(self, blas_threads_local, name):
+        import numpy
+
+        self.posted = numpy.zeros(1, numpy.int64)
+        self.finished = numpy.zeros(1, numpy.int64)
+        self.task = self.result = self.error = None
+        self.worker_blocked = self.caller_blocked = False
+        self.task_ready, self.task_done = threading.Event(), threading.Event()
+        threading.Thread(target=self._loop, args=(blas_threads_local,), daemon=True, name=name).start()
+
+    def _loop(self, blas_threads_local):
+        blas_threads_local(1)
+        expected = 1
+        while True:
+            if not _poll(self.posted, expected):
+                _block(self.posted, expected, self.task_ready, "worker_blocked", self)
+            work, part = self.task
+            self.task = None
+            try:
+                self.result, self.error = work(part), None
+            except BaseException as error:  # handed to the caller, which raises it
+                self.result, self.error = None, error
+            self.finished[0] = expected
+            if self.caller_blocked:
+                self.task_done.set()
+            expected += 1
+
+    def post(self, work, part):
+        self.task_done.clear()
+        self.task = (work, part)
+        self.posted[0] += 1
+        if self.worker_blocked:
+            self.task_ready.set()
+
+    def collect(self) -> tuple:
+        """(result, error) of the task posted last, once it is finished."""
+        posted = int(self.posted[0])
+        if not _poll(self.finished, posted):
+            _block(self.finished, posted, self.task_done, "caller_blocked", self)
+        outcome = (self.result, self.error)
+        self.result = self.error = None
+        return outcome
+
+
+def _poll(counter, value) -> bool:
+    """Whether ``counter[0]`` reaches ``value`` within :data:`SPIN_POLLS` compiled polls (False at once
+    without the compiled path)."""
+    sync = _state["sync"]
+    return sync is not None and sync.poll(counter, value, SPIN_POLLS)
+
+
+def _block(counter, value, event, flag, worker) -> None:
+    """Until ``counter[0]`` reaches ``value``: waits on ``event``, with ``worker.<flag>`` up meanwhile."""
+    setattr(worker, flag, True)
+    while counter[0] < value:  # checked again after the flag is up: a post or finish in between is seen
+        event.wait()
+        event.clear()
+    setattr(worker, flag, False)
+
+
+def _pool(n: int) -> list:
+    """``n`` pool threads (started on first use; more are added when a run asks for more)."""
+    workers = _state["pool"]
+    if workers is None or len(workers) < n:
+        from . import jit
 
         with _lock:
-            if _state["pool"] is not None:
-                _state["pool"].shutdown(wait=False)
-            pool = ThreadPoolExecutor(n, thread_name_prefix="shenjing", initializer=_state["set_local"], initargs=(1,))
-            _state["pool"], _state["threads"] = pool, n
-    return pool
+            workers = _state["pool"] or []
+            _state["sync"] = jit.kernels("sync")  # None with the compiled path off: blocking waits only
+            workers = workers + [_Worker(_state["set_local"], f"shenjing-{k + 1}") for k in range(len(workers), n)]
+            _state["pool"] = workers
+    return workers
 
 
 def run(work, parts: list) -> list:
     """``work(part)`` for each of ``parts`` (from :func:`sample_blocks` or :func:`split`), one part
     per thread — the calling thread takes the first — with BLAS single-threaded meanwhile; returns
-    the results in order. One part runs on the calling thread alone.
+    the results in order. One part runs on the calling thread alone, and so do all of them when
+    another thread of the program is running a parallel region at the moment (the pool is one).
 
     ``work`` must only write to places no other part writes to (its own buffers and output rows).
     """
-    if len(parts) <= 1 or not _available():
+    if len(parts) <= 1 or not _available() or not _busy.acquire(blocking=False):
         return [work(part) for part in parts]
     previous = _state["set_local"](1)
     try:
-        futures = [_pool(len(parts) - 1).submit(work, part) for part in parts[1:]]
-        first = work(parts[0])
-        return [first] + [f.result() for f in futures]
+        workers = _pool(len(parts) - 1)
+        for worker, part in zip(workers, parts[1:]):
+            worker.post(work, part)
+        try:
+            first = work(parts[0])
+        finally:  # the parts handed out are always collected: the pool stays in step
+            rest = [worker.collect() for worker in workers[:len(parts) - 1]]
+        for _, error in rest:
+            if error is not None:
+                raise error
+        return [first] + [result for result, _ in rest]
     finally:
         _state["set_local"](previous)
+        _busy.release()
 
 
 SMALL_MATMUL_MACS = 1 << 23
