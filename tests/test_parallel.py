@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -189,3 +190,28 @@ def test_a_second_thread_runs_its_region_on_itself(monkeypatch):
     release.set()
     outer.join(timeout=30)
     assert other == [[3], [4]] and set(names) == {threading.current_thread().name}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_starts_its_own_pool(monkeypatch):
+    """The pool's threads do not survive a fork: the child's first region must not wait for them."""
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    parts = [[1], [2]]
+    assert parallel.run(sum, parts) == [1, 2]  # the parent's pool is up
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if its region ran to the end
+        try:
+            os._exit(0 if parallel.run(sum, parts) == [1, 2] else 1)
+        finally:
+            os._exit(2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    pytest.fail("the forked child's parallel region hung")

@@ -169,7 +169,10 @@ class _Worker:
 
     Hand-over by counters: the caller posts task n (``posted`` = n), the worker finishes it
     (``finished`` = n). Each side polls the other's counter first and blocks on an event only when
-    the polls run out; a flag says the other side is blocked, so the event is set only then."""
+    the polls run out; a flag says the other side is blocked, so the event is signalled only then.
+    The events are plain locks (locked: nothing signalled), whose acquire and release an interrupt
+    (Ctrl-C) cannot cut in half — ``threading.Event`` can be left with its lock held — and every wait
+    is timed: an interrupted hand-over costs at most one timed wait, not a hang."""
 
     def __init__(self, blas_threads_local, name):
         import numpy
@@ -178,7 +181,9 @@ class _Worker:
         self.finished = numpy.zeros(1, numpy.int64)
         self.task = self.result = self.error = None
         self.worker_blocked = self.caller_blocked = False
-        self.task_ready, self.task_done = threading.Event(), threading.Event()
+        self.task_ready, self.task_done = threading.Lock(), threading.Lock()
+        self.task_ready.acquire()
+        self.task_done.acquire()
         threading.Thread(target=self._loop, args=(blas_threads_local,), daemon=True, name=name).start()
 
     def _loop(self, blas_threads_local):
@@ -187,23 +192,26 @@ class _Worker:
         while True:
             if not _poll(self.posted, expected):
                 _block(self.posted, expected, self.task_ready, "worker_blocked", self)
-            work, part = self.task
-            self.task = None
+            expected = int(self.posted[0])  # the task posted last (a post cut short left the count ahead)
+            task, self.task = self.task, None
             try:
+                work, part = task
                 self.result, self.error = work(part), None
             except BaseException as error:  # handed to the caller, which raises it
                 self.result, self.error = None, error
+            task = work = part = None  # hold none of the region's arrays until the next task
             self.finished[0] = expected
             if self.caller_blocked:
-                self.task_done.set()
+                _signal(self.task_done)
             expected += 1
 
     def post(self, work, part):
-        self.task_done.clear()
+        if self.finished[0] < self.posted[0]:  # a region cut short left this worker busy: wait for it
+            self.collect()
         self.task = (work, part)
         self.posted[0] += 1
         if self.worker_blocked:
-            self.task_ready.set()
+            _signal(self.task_ready)
 
     def collect(self) -> tuple:
         """(result, error) of the task posted last, once it is finished."""
@@ -223,26 +231,48 @@ def _poll(counter, value) -> bool:
 
 
 def _block(counter, value, event, flag, worker) -> None:
-    """Until ``counter[0]`` reaches ``value``: waits on ``event``, with ``worker.<flag>`` up meanwhile."""
+    """Until ``counter[0]`` reaches ``value``: waits on ``event`` (a lock, see :class:`_Worker`), with
+    ``worker.<flag>`` up meanwhile; a signal left over from an earlier hand-over only costs a re-check."""
     setattr(worker, flag, True)
-    while counter[0] < value:  # checked again after the flag is up: a post or finish in between is seen
-        event.wait()
-        event.clear()
-    setattr(worker, flag, False)
+    try:
+        while counter[0] < value:  # checked again after the flag is up: a post or finish in between is seen
+            event.acquire(timeout=0.05)
+    finally:
+        setattr(worker, flag, False)
+
+
+def _signal(event) -> None:
+    """Signal an event lock (released: signalled; already released: still signalled)."""
+    try:
+        event.release()
+    except RuntimeError:
+        pass
 
 
 def _pool(n: int) -> list:
-    """``n`` pool threads (started on first use; more are added when a run asks for more)."""
+    """``n`` pool threads (started on first use; more are added when a run asks for more). Sets the
+    polls to the compiled path's state."""
+    from . import jit
+
+    _state["sync"] = jit.kernels("sync")  # None with the compiled path off: blocking waits only
     workers = _state["pool"]
     if workers is None or len(workers) < n:
-        from . import jit
-
         with _lock:
             workers = _state["pool"] or []
-            _state["sync"] = jit.kernels("sync")  # None with the compiled path off: blocking waits only
             workers = workers + [_Worker(_state["set_local"], f"shenjing-{k + 1}") for k in range(len(workers), n)]
             _state["pool"] = workers
     return workers
+
+
+def _forget_pool_in_child() -> None:
+    """After a fork: the pool's threads do not exist in the child; it starts its own."""
+    global _busy
+    _state["pool"] = None
+    _busy = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def run(work, parts: list) -> list:
@@ -252,25 +282,43 @@ def run(work, parts: list) -> list:
     another thread of the program is running a parallel region at the moment (the pool is one).
 
     ``work`` must only write to places no other part writes to (its own buffers and output rows).
+    Every part handed out is finished before ``run`` returns or raises (a part's error, or an
+    interrupt while waiting, is raised after that).
     """
     if len(parts) <= 1 or not _available() or not _busy.acquire(blocking=False):
         return [work(part) for part in parts]
-    previous = _state["set_local"](1)
     try:
-        workers = _pool(len(parts) - 1)
-        for worker, part in zip(workers, parts[1:]):
-            worker.post(work, part)
+        previous = _state["set_local"](1)
         try:
-            first = work(parts[0])
-        finally:  # the parts handed out are always collected: the pool stays in step
-            rest = [worker.collect() for worker in workers[:len(parts) - 1]]
-        for _, error in rest:
-            if error is not None:
-                raise error
-        return [first] + [result for result, _ in rest]
+            return _run_parts(work, parts)
+        finally:
+            _state["set_local"](previous)
     finally:
-        _state["set_local"](previous)
         _busy.release()
+
+
+def _run_parts(work, parts: list) -> list:
+    handed = []
+    try:
+        for worker, part in zip(_pool(len(parts) - 1), parts[1:]):
+            handed.append(worker)
+            worker.post(work, part)
+        first = work(parts[0])
+    finally:  # collect every part handed out, even when interrupted while waiting; raise afterwards
+        outcomes, interrupt = [], None
+        for worker in handed:
+            while True:
+                try:
+                    outcomes.append(worker.collect())
+                    break
+                except BaseException as error:
+                    interrupt = interrupt or error
+        if interrupt is not None:
+            raise interrupt
+    for _, error in outcomes:
+        if error is not None:
+            raise error
+    return [first] + [result for result, _ in outcomes]
 
 
 SMALL_MATMUL_MACS = 1 << 23
