@@ -307,3 +307,20 @@ def test_fused_dense_keeps_float32_and_passes_linear_through():
     assert nn.dense(x, k, None, None).dtype == np.float32
     with pytest.raises(ValueError, match="cannot be fused"):
         nn.dense(x, k, None, "softmax")
+
+
+@pytest.mark.parametrize("shape", [(7,), (5, 1), (6, 10), (2, 3, 16), (4, 17), (3, 5000)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_row_max_and_sum_are_numpys(shape, dtype):
+    """The short-row maximum (column by column) and the row sum (a product with ones) give NumPy's
+    reductions, NaN and inf included, on every axis they take."""
+    from shenjing.autodiff.nn import _row_max, _row_sum
+
+    a = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    a.reshape(-1)[3] = np.nan
+    a.reshape(-1)[-1] = np.inf
+    for axis in {-1, a.ndim - 1, 0}:
+        np.testing.assert_array_equal(_row_max(a, axis), a.max(axis=axis, keepdims=True))
+        got, want = _row_sum(a, axis), a.sum(axis=axis, keepdims=True)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12)

@@ -278,6 +278,34 @@ def step(x) -> Tensor:
     return make((x.data >= 0).astype(x.dtype), (x,), lambda g: (g * 0,))
 
 
+SHORT_ROWS = 16
+"""Up to this many values along the last axis, a row maximum is taken column by column: NumPy's
+reduction over short rows loops once per row (the maxima of (1000, 10): 58 µs against 8 µs)."""
+
+LONG_ROWS = 4096
+"""Up to this many values along the last axis, a row sum of floats is a product with a ones vector
+(BLAS; (1000, 10): 18 µs against 3 µs, (4096, 65): 106 µs against 18 µs); longer rows keep NumPy's
+pairwise sum, whose rounding error grows more slowly."""
+
+
+def _row_max(a, axis):
+    """``a.max(axis, keepdims=True)``, column by column for short last-axis rows (NaN propagates, as
+    with ``max``)."""
+    if axis not in (-1, a.ndim - 1) or not 0 < a.shape[-1] <= SHORT_ROWS:
+        return a.max(axis=axis, keepdims=True)
+    m = a[..., :1].copy()
+    for k in range(1, a.shape[-1]):
+        B.xp.maximum(m, a[..., k:k + 1], out=m)
+    return m
+
+
+def _row_sum(a, axis):
+    """``a.sum(axis, keepdims=True)``, as a product with ones for float rows along the last axis."""
+    if axis not in (-1, a.ndim - 1) or a.dtype.kind != "f" or not 0 < a.shape[-1] <= LONG_ROWS:
+        return a.sum(axis=axis, keepdims=True)
+    return (a @ B.xp.ones(a.shape[-1], dtype=a.dtype))[..., None]
+
+
 def softmax(x, axis=-1) -> Tensor:
     """e^(x_i) / Σ_j e^(x_j) over ``axis`` (shifted by the maximum for stability).
 
@@ -285,9 +313,9 @@ def softmax(x, axis=-1) -> Tensor:
     """
     x = _t(x)
     xp = B.xp
-    e = xp.exp(x.data - x.data.max(axis=axis, keepdims=True))
-    out = e / e.sum(axis=axis, keepdims=True)
-    result = make(out, (x,), lambda g: (out * (g - (g * out).sum(axis=axis, keepdims=True)),))
+    e = xp.exp(x.data - _row_max(x.data, axis))
+    out = e / _row_sum(e, axis)
+    result = make(out, (x,), lambda g: (out * (g - _row_sum(g * out, axis)),))
     if axis in (-1, x.ndim - 1):
         result._logits = ("softmax", x)
     return result
@@ -297,10 +325,10 @@ def log_softmax(x, axis=-1) -> Tensor:
     """x − logsumexp(x), stably; backward g − softmax(x)·Σg."""
     x = _t(x)
     xp = B.xp
-    shifted = x.data - x.data.max(axis=axis, keepdims=True)
-    lse = xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = x.data - _row_max(x.data, axis)
+    lse = xp.log(_row_sum(xp.exp(shifted), axis))
     out = shifted - lse
-    return make(out, (x,), lambda g: (g - xp.exp(out) * g.sum(axis=axis, keepdims=True),))
+    return make(out, (x,), lambda g: (g - xp.exp(out) * _row_sum(g, axis),))
 
 
 def softmax_cross_entropy(logits, labels, axis=-1) -> Tensor:
@@ -315,8 +343,8 @@ def softmax_cross_entropy(logits, labels, axis=-1) -> Tensor:
     z = _t(logits)
     xp = B.xp
     axis = axis % z.ndim
-    shifted = z.data - z.data.max(axis=axis, keepdims=True)
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted = z.data - _row_max(z.data, axis)
+    log_probs = shifted - xp.log(_row_sum(xp.exp(shifted), axis))
     label_data = _as_data(labels)
     sparse = label_data.ndim == z.ndim - 1
     if sparse:
@@ -341,7 +369,7 @@ def softmax_cross_entropy(logits, labels, axis=-1) -> Tensor:
 
     def backward_dense(g):
         g = xp.expand_dims(g, axis)
-        y_sum = y_data.sum(axis=axis, keepdims=True)
+        y_sum = _row_sum(y_data, axis)
         gz = unbroadcast((xp.exp(log_probs) * y_sum - y_data) * g, z.shape) if z.requires_grad else None
         gy = unbroadcast(-log_probs * g, y.shape) if y.requires_grad else None
         return gz, gy
