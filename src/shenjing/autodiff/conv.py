@@ -442,7 +442,7 @@ def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, act, code,
     dtype = xpad.dtype
     x_cm = xp.empty((c, n, hp * wp), dtype=dtype)  # filled block by block by the forward kernel
     geometry = (kh, kw, dh, dw)
-    step, parts = parallel.sample_blocks(n, (hp * wp * c + ho * wo * f) * dtype.itemsize)
+    _, parts = parallel.sample_blocks(n, (hp * wp * c + ho * wo * f) * dtype.itemsize)
     out = xp.empty((n, ho, wo, f), dtype=dtype)
     weights_t = xp.ascontiguousarray(kernel.reshape(-1, f).T)  # (F, kh·kw·C)
     bias_in = xp.empty(0, dtype=dtype) if bias is None else xp.ascontiguousarray(bias, dtype=dtype)
