@@ -53,6 +53,17 @@ def test_sample_blocks_balance_the_threads_and_leave_small_jobs_whole(monkeypatc
     assert len(parts) == 1 and step == 3
     monkeypatch.setenv("SHENJING_NUM_THREADS", "1")
     assert len(parallel.sample_blocks(100, 70_000)[1]) == 1
+    # one block a thread: the calling thread's is larger by CALLER_EXTRA of the samples, the others even
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 3 << 20)
+    for threads, n in [(2, 100), (3, 100), (2, 45), (4, 64)]:  # 25 KB a sample: every job above MIN_SPLIT_BYTES
+        monkeypatch.setenv("SHENJING_NUM_THREADS", str(threads))
+        step, parts = parallel.sample_blocks(n, 25_000)
+        assert len(parts) == threads and all(len(part) == 1 for part in parts)
+        sizes = [stop - start for (start, stop), in parts]
+        assert parts[0][0][0] == 0 and parts[-1][-1][1] == n and min(sizes) >= 1
+        assert all(parts[k][0][1] == parts[k + 1][0][0] for k in range(len(parts) - 1))  # contiguous
+        assert sizes[0] == min(n - (threads - 1), -(-n // threads) + round(n * parallel.CALLER_EXTRA))
+        assert max(sizes[1:]) - min(sizes[1:]) <= 1 and step >= max(sizes)
 
 
 def test_default_threads_follow_blas_once_its_workers_are_quiet(monkeypatch):
