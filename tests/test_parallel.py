@@ -203,6 +203,33 @@ def test_a_second_thread_runs_its_region_on_itself(monkeypatch):
     assert other == [[3], [4]] and set(names) == {threading.current_thread().name}
 
 
+def test_a_region_gives_its_claim_back_after_an_interrupt_and_keeps_it_through_a_nested_region(monkeypatch):
+    """An interrupt in a part leaves the pool free for the next region (which runs on two threads), and
+    a region started inside a part runs on that part's thread without taking the claim from the outer one."""
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+
+    def interrupted(part):
+        if part == [1]:
+            raise KeyboardInterrupt
+        return part
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run(interrupted, [[1], [2]])
+    assert parallel._state["owner"] is None
+    names = []
+
+    def nested(part):
+        inner = parallel.run(lambda p: names.append(threading.current_thread().name) or p, [[part[0], 0], [0]])
+        assert parallel._state["owner"] == threading.main_thread().ident  # still the outer region's
+        return inner
+
+    assert parallel.run(nested, [[5], [6]]) == [[[5, 0], [0]], [[6, 0], [0]]]
+    assert parallel._state["owner"] is None
+    assert len(set(names)) == 2  # each outer part ran its inner region on its own thread: two threads
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_starts_its_own_pool(monkeypatch):
     """The pool's threads do not survive a fork: the child's first region must not wait for them."""

@@ -22,3 +22,12 @@ def poll(counter, value, polls):
             return True
         _sched_yield()
     return counter[0] >= value
+
+
+@nb.njit(nogil=True)
+def finish_and_poll(finished, done, counter, value, polls):
+    """``finished[0] = done``, then :func:`poll` of ``counter`` for ``value``: a pool thread that has
+    finished a part says so without holding the GIL, so that the caller polling for it goes on at
+    once instead of waiting for the GIL (a hand-over that cost 30-50 µs a region)."""
+    finished[0] = done
+    return poll(counter, value, polls)
