@@ -25,9 +25,19 @@ def poll(counter, value, polls):
 
 
 @nb.njit(nogil=True)
-def finish_and_poll(finished, done, counter, value, polls):
-    """``finished[0] = done``, then :func:`poll` of ``counter`` for ``value``: a pool thread that has
-    finished a part says so without holding the GIL, so that the caller polling for it goes on at
-    once instead of waiting for the GIL (a hand-over that cost 30-50 µs a region)."""
-    finished[0] = done
-    return poll(counter, value, polls)
+def next_task(finished, done, counter, value, polls, settle):
+    """A pool thread's wait for its next task: ``finished[0] = done`` (when ``done`` > 0), then
+    :func:`poll` of ``counter`` for ``value``, and once it has come ``settle`` more yields; whether it
+    came.
+
+    Both ends of a hand-over avoid a wait for the GIL, which costs a thread that sleeps on it a futex
+    wake-up (20-30 µs on this project's VM): the finished task is reported without the GIL, so the
+    caller polling for it goes on at once; and a task that has come is taken up a few microseconds
+    later, once the caller that posted it has entered its own part's compiled code and let the GIL go."""
+    if done > 0:
+        finished[0] = done
+    ready = poll(counter, value, polls)
+    if ready:
+        for _ in range(settle):
+            _sched_yield()
+    return ready
