@@ -230,6 +230,62 @@ def test_a_region_gives_its_claim_back_after_an_interrupt_and_keeps_it_through_a
     assert len(set(names)) == 2  # each outer part ran its inner region on its own thread: two threads
 
 
+def test_interrupts_as_the_claim_or_the_blas_setting_returns_leave_nothing_behind(monkeypatch):
+    """An interrupt raised just as the claim's lock is let go, or just as BLAS is set to one thread (before
+    the old count is kept), leaves the pool unclaimed and BLAS's thread count as it was."""
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    real_gate = parallel._gate
+
+    class InterruptedGate:
+        def __enter__(self):
+            real_gate.acquire()
+
+        def __exit__(self, *exc):
+            real_gate.release()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(parallel, "_gate", InterruptedGate())
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run(sum, [[1], [2]])
+    assert parallel._state["owner"] is None and not real_gate.locked()
+    monkeypatch.setattr(parallel, "_gate", real_gate)
+
+    before = parallel._state["get"]()
+    real_set = parallel._state["set_local"]
+
+    def interrupted_set(count):
+        real_set(count)
+        raise KeyboardInterrupt  # as if delivered when the call returned
+
+    monkeypatch.setitem(parallel._state, "set_local", interrupted_set)
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run(sum, [[1], [2]])
+    monkeypatch.setitem(parallel._state, "set_local", real_set)
+    assert parallel._state["get"]() == before and parallel._state["owner"] is None
+    names = []
+    assert parallel.run(lambda p: names.append(threading.current_thread().name) or p, [[1], [2]]) == [[1], [2]]
+    assert len(set(names)) == 2
+
+
+def test_a_worker_returns_to_signal_a_caller_that_blocked_around_its_report():
+    """``sync.next_task``: 1 when the task came, 0 when the polls ran out, −1 at once when the caller's
+    blocked flag is up after a report (only then: with nothing reported the flag is not its business)."""
+    from shenjing.backend import jit
+
+    sync = jit.kernels("sync")
+    if sync is None:
+        pytest.skip("the compiled path is off")
+    finished, posted, waits = (np.zeros(1, np.int64) for _ in range(3))
+    assert sync.next_task(finished, 3, posted, 4, 50, 0, waits) == 0 and finished[0] == 3
+    waits[0] = 1
+    assert sync.next_task(finished, 4, posted, 5, 10**9, 0, waits) == -1 and finished[0] == 4
+    assert sync.next_task(finished, 0, posted, 5, 50, 0, waits) == 0
+    posted[0] = 5
+    assert sync.next_task(finished, 0, posted, 5, 50, 3, waits) == 1
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_starts_its_own_pool(monkeypatch):
     """The pool's threads do not survive a fork: the child's first region must not wait for them."""

@@ -175,10 +175,11 @@ the compiled path off, the threads block at once."""
 
 
 SETTLE_POLLS = 40
-"""A pool thread that sees its task come waits this many more polls (a few µs) before it takes the GIL:
-the caller that posted it holds the GIL until its own part enters compiled code, and a thread that
-asks for the GIL meanwhile sleeps until it is let go and then wakes (measured: the worker's part began
-33 µs after the region's start, 13 µs with 20 polls; the seed CNN's step: 5.00-5.22 → 4.86-5.00 ms)."""
+"""A pool thread that sees its task come yields the core this many more times (a few µs) before it takes
+the GIL: the caller that posted it holds the GIL until its own part enters compiled code, and a thread
+that asks for the GIL meanwhile sleeps until it is let go and then wakes (measured on two 170 µs parts:
+the worker's began 33 µs after the region's start, 16 µs with 40 yields; the seed CNN's step:
+5.00-5.22 → 4.79-5.00 ms)."""
 
 
 class _Worker:
@@ -187,9 +188,11 @@ class _Worker:
     Hand-over by counters: the caller posts task n (``posted`` = n), the worker finishes it
     (``finished`` = n). Each side polls the other's counter first and blocks on an event only when
     the polls run out; a flag says the other side is blocked, so the event is signalled only then.
-    The worker reports a finished task from the compiled poll, without the GIL, so that the caller
-    polling for it does not then wait for the GIL (measured: a region of two 170 µs parts took
-    250-400 µs, the caller returning 40 µs after the worker's part ended; now 210 µs, 5 µs after).
+    The worker reports a finished task from the compiled poll, without the GIL, so that a caller
+    still polling for it does not then wait for the GIL (measured: a region of two 170 µs parts took
+    250-400 µs, the caller returning 40 µs after the worker's part ended; now 210 µs, 5 µs after);
+    the compiled poll also watches the caller's blocked flag (``caller_waits``, an array it can read)
+    and returns at once to signal a caller that blocked just before the report.
     The events are plain locks (locked: nothing signalled), whose acquire and release an interrupt
     (Ctrl-C) cannot cut in half — ``threading.Event`` can be left with its lock held — and every wait
     is timed: an interrupted hand-over costs at most one timed wait, not a hang."""
@@ -200,7 +203,8 @@ class _Worker:
         self.posted = numpy.zeros(1, numpy.int64)
         self.finished = numpy.zeros(1, numpy.int64)
         self.task = self.result = self.error = None
-        self.worker_blocked = self.caller_blocked = False
+        self.caller_waits = numpy.zeros(1, numpy.int64)  # caller_blocked, where the compiled poll sees it
+        self.worker_blocked = False
         self.task_ready, self.task_done = threading.Lock(), threading.Lock()
         self.task_ready.acquire()
         self.task_done.acquire()
@@ -222,9 +226,18 @@ class _Worker:
             task = work = part = None  # hold none of the region's arrays until the next task
             done, expected = expected, expected + 1
 
+    @property
+    def caller_blocked(self) -> bool:
+        return bool(self.caller_waits[0])
+
+    @caller_blocked.setter
+    def caller_blocked(self, value: bool) -> None:
+        self.caller_waits[0] = value
+
     def _finish_and_poll(self, done, expected) -> bool:
         """Report task ``done`` finished (0: none), then poll for task ``expected``; whether it came.
-        With the compiled polls both happen without the GIL (``kernels.sync.next_task``)."""
+        With the compiled path the report and the polls happen without the GIL
+        (``kernels.sync.next_task``); a caller already blocked is signalled from here."""
         sync = _state["sync"]
         if done and (sync is None or self.caller_blocked):
             self.finished[0] = done
@@ -233,10 +246,13 @@ class _Worker:
             done = 0
         if sync is None:
             return False
-        ready = sync.next_task(self.finished, done, self.posted, expected, SPIN_POLLS, SETTLE_POLLS)
-        if done and self.caller_blocked:  # the caller blocked after the check above, before the report
-            _signal(self.task_done)
-        return ready
+        while True:
+            state = sync.next_task(self.finished, done, self.posted, expected, SPIN_POLLS, SETTLE_POLLS,
+                                   self.caller_waits)
+            if state >= 0:
+                return state == 1
+            _signal(self.task_done)  # the caller blocked after the check above, around the report
+            done = 0
 
     def post(self, work, part):
         if self.finished[0] < self.posted[0]:  # a region cut short left this worker busy: wait for it
@@ -312,7 +328,8 @@ def run(work, parts: list) -> list:
     """``work(part)`` for each of ``parts`` (from :func:`sample_blocks` or :func:`split`), one part
     per thread — the calling thread takes the first — with BLAS single-threaded meanwhile; returns
     the results in order. One part runs on the calling thread alone, and so do all of them when
-    another thread of the program is running a parallel region at the moment (the pool is one).
+    another thread of the program is running a parallel region at the moment (the pool is one), or
+    when this region is started inside a part of another.
 
     ``work`` must only write to places no other part writes to (its own buffers and output rows).
     Every part handed out is finished before ``run`` returns or raises (a part's error, or an
@@ -321,7 +338,8 @@ def run(work, parts: list) -> list:
     if len(parts) <= 1 or not _available():
         return [work(part) for part in parts]
     me = threading.get_ident()
-    try:  # the claim is made and given back inside one try, by steps an interrupt cannot split
+    try:  # the claim is made and given back inside one try (CPython raises an interrupt only after a call
+        # or at a jump, so the claim's steps, inside ``with _gate``, are not split)
         with _gate:
             if _state["owner"] is None:
                 _state["owner"] = me
@@ -329,14 +347,22 @@ def run(work, parts: list) -> list:
                 me = None
         if me is None:  # another region is running (or this thread's own, around this one)
             return [work(part) for part in parts]
-        previous = _state["set_local"](1)
-        try:
-            return _run_parts(work, parts)
-        finally:
-            _state["set_local"](previous)
+        return _on_one_blas_thread(_run_parts, work, parts)
     finally:
         if me is not None and _state["owner"] == me:
             _state["owner"] = None
+
+
+def _on_one_blas_thread(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` with BLAS on one thread, its thread count restored afterwards — also
+    when an interrupt is raised just as the setting call returns, before its result is kept."""
+    fallback = _state["get"]()
+    previous = None
+    try:
+        previous = _state["set_local"](1)
+        return function(*args, **kwargs)
+    finally:
+        _state["set_local"](fallback if previous is None else previous)
 
 
 def _run_parts(work, parts: list) -> list:
@@ -381,8 +407,4 @@ def matmul(a, b, out=None):
     # a matrix-vector product (m or n is 1) is bound by reading the matrix: two threads read it faster
     if macs < 1 << 18 or macs >= SMALL_MATMUL_MACS or m == 1 or n == 1 or not _state["quiet"] or threads() < 2:
         return xp.matmul(a, b, out=out)
-    previous = _state["set_local"](1)
-    try:
-        return xp.matmul(a, b, out=out)
-    finally:
-        _state["set_local"](previous)
+    return _on_one_blas_thread(xp.matmul, a, b, out=out)
