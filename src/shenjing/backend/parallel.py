@@ -237,21 +237,21 @@ class _Worker:
     def _finish_and_poll(self, done, expected) -> bool:
         """Report task ``done`` finished (0: none), then poll for task ``expected``; whether it came.
         With the compiled path the report and the polls happen without the GIL
-        (``kernels.sync.next_task``); a caller already blocked is signalled from here."""
+        (``kernels.sync.next_task``, which returns early when the caller is blocked, to be signalled
+        here); without it the report is made here and the polls fail at once."""
         sync = _state["sync"]
-        if done and (sync is None or self.caller_blocked):
-            self.finished[0] = done
-            if self.caller_blocked:
-                _signal(self.task_done)
-            done = 0
         if sync is None:
+            if done:
+                self.finished[0] = done
+                if self.caller_blocked:
+                    _signal(self.task_done)
             return False
         while True:
             state = sync.next_task(self.finished, done, self.posted, expected, SPIN_POLLS, SETTLE_POLLS,
                                    self.caller_waits)
             if state >= 0:
                 return state == 1
-            _signal(self.task_done)  # the caller blocked after the check above, around the report
+            _signal(self.task_done)  # the caller blocked on the reported task
             done = 0
 
     def post(self, work, part):
