@@ -92,7 +92,7 @@ def _fused_logits(y_pred, kind: str, from_logits: bool, axis: int = -1):
     """
     if from_logits:
         return _pred_tensor(y_pred)
-    tag = getattr(y_pred, "_logits", None) if isinstance(y_pred, Tensor) else None
+    tag = getattr(y_pred, "_made_by", None) if isinstance(y_pred, Tensor) else None
     if tag is None or tag[0] != kind:
         return None
     if kind == "softmax" and axis not in (-1, y_pred.ndim - 1):

@@ -91,7 +91,8 @@ case("sigmoid_binary_cross_entropy", nn.sigmoid_binary_cross_entropy,
      lambda rng: [3 * rng.standard_normal((4, 3)), rng.uniform(0, 1, (4, 3))])
 case("sigmoid_binary_cross_entropy-broadcast", nn.sigmoid_binary_cross_entropy,
      lambda rng: [3 * rng.standard_normal((4, 3)), rng.uniform(0, 1, (3,))])
-case("sigmoid_binary_cross_entropy-hard-labels", lambda z: nn.sigmoid_binary_cross_entropy(z, np.array([0.0, 1.0, 1.0])),
+case("sigmoid_binary_cross_entropy-hard-labels",
+     lambda z: nn.sigmoid_binary_cross_entropy(z, np.array([0.0, 1.0, 1.0])),
      normal((4, 3), scale=3.0))
 
 
@@ -235,10 +236,10 @@ def test_bce_matches_the_probability_formula(rng):
 
 def test_logits_are_remembered_for_fused_losses():
     x = Tensor(np.zeros((2, 3)))
-    assert nn.sigmoid(x)._logits == ("sigmoid", x)
-    assert nn.softmax(x)._logits == ("softmax", x)
-    assert nn.softmax(x, axis=1)._logits == ("softmax", x)
-    assert nn.softmax(x, axis=0)._logits is None
+    assert nn.sigmoid(x)._made_by == ("sigmoid", x)
+    assert nn.softmax(x)._made_by == ("softmax", x)
+    assert nn.softmax(x, axis=1)._made_by == ("softmax", x)
+    assert nn.softmax(x, axis=0)._made_by is None
 
 
 def test_activation_derivatives_at_kinks_are_conventional():

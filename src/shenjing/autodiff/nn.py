@@ -36,7 +36,7 @@ def sigmoid(x) -> Tensor:
     x = _t(x)
     out = _sigmoid_array(x.data)
     result = make(out, (x,), lambda g: (g * out * (1 - out),))
-    result._logits = ("sigmoid", x)
+    result._made_by = ("sigmoid", x)
     return result
 
 
@@ -317,7 +317,7 @@ def softmax(x, axis=-1) -> Tensor:
     out = e / _row_sum(e, axis)
     result = make(out, (x,), lambda g: (out * (g - _row_sum(g * out, axis)),))
     if axis in (-1, x.ndim - 1):
-        result._logits = ("softmax", x)
+        result._made_by = ("softmax", x)
     return result
 
 

