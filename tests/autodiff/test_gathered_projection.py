@@ -5,7 +5,7 @@ scatter-add of rows that its backward (and the lookup's own) relies on."""
 import numpy as np
 import pytest
 
-from shenjing.autodiff import Tensor, check_gradients, nn, ops, rnn
+from shenjing.autodiff import Tensor, check_gradients, nn, no_grad, ops, rnn
 from shenjing.backend import jit
 from shenjing.layers import GRU, LSTM, Dense, Embedding, Lambda, SimpleRNN
 from shenjing.models import Sequential
@@ -68,11 +68,51 @@ def test_take_of_table_rows_is_tagged_and_gathered_rows_checks_it():
     table = Tensor(np.ones((VOCAB, FEATURES)), requires_grad=True)
     ids = np.array([[0, 1, 5], [2, 2, 3]])
     x = ops.take(table, ids)
-    assert x._made_by[0] == "rows" and x._made_by[1] is table and x._made_by[2] is not None
+    assert x._made_by[:2] == ("rows", table) and x._made_by[3] is table.data
     assert ops.gathered_rows(x, 6 + 1)[0] is table
     assert ops.gathered_rows(x, VOCAB) == (None, None)  # projecting the table would cost as much or more
     assert ops.take(table, [1, 2], axis=1)._made_by is None  # columns: no row lookup
     assert ops.gathered_rows(ops.mul(x, 1.0), 100) == (None, None)  # any op in between drops the tag
+
+
+def test_no_shortcut_where_the_lookup_is_more_than_a_view_of_the_table():
+    """The table is projected only while x is the recorded lookup and nothing else: not for a lookup made
+    under no_grad (the table must get no gradient through it), one whose own gradient is asked for, or
+    one whose table array was replaced since (set_weights)."""
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, VOCAB, (N, T))
+    kernel = Tensor(rng.normal(size=(FEATURES, 2)), requires_grad=True)
+    table = Tensor(rng.normal(size=(VOCAB, FEATURES)), requires_grad=True)
+    with no_grad():
+        x = ops.take(table, ids)
+    assert ops.gathered_rows(x, 100) == (None, None)
+    ops.sum(ops.linear(x, kernel)).backward()
+    assert table.grad is None and kernel.grad.shape == (FEATURES, 2)
+    with no_grad():  # all of it in inference: no gradient anywhere, the shortcut is fine
+        assert ops.gathered_rows(ops.take(table, ids), 100)[0] is table
+
+    frozen = Tensor(table.data)
+    x = ops.take(frozen, ids)
+    x.requires_grad = True  # the embeddings' own gradient (saliency)
+    ops.sum(ops.linear(x, kernel)).backward()
+    np.testing.assert_allclose(x.grad, np.broadcast_to(kernel.data.sum(1), x.shape))
+
+    x = ops.take(frozen, ids)
+    expected = x.data @ kernel.data
+    frozen.data = frozen.data + 1.0  # a new array, as set_weights gives
+    np.testing.assert_allclose(ops.linear(x, kernel).data, expected)
+
+
+def test_a_broadcast_bias_takes_the_general_path():
+    table, kernel, bias, ids = _lookup_case(6)
+    results = []
+    for fused in (True, False):
+        b = Tensor(bias.reshape(1, -1), requires_grad=True)
+        x = ops.take(Tensor(table, requires_grad=True), ids)
+        ops.sum(ops.linear(x if fused else ops.mul(x, 1.0), Tensor(kernel), b)).backward()
+        results.append(b.grad)
+    assert results[0].shape == (1, 7)
+    np.testing.assert_allclose(results[0], results[1])
 
 
 # ------------------------------------------------------------------------------------ linear

@@ -14,7 +14,7 @@ import math
 
 from .. import backend as B
 from ..backend import jit, parallel
-from .tensor import Tensor, _as_data, make
+from .tensor import Tensor, _as_data, is_grad_enabled, make
 
 # --------------------------------------------------------------------------- helpers
 
@@ -313,8 +313,9 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     rows = math.prod(xd.shape[:-1])  # (not −1 below: a width may be 0)
     bias = bias if bias is None or isinstance(bias, Tensor) else _constant_like(bias, kernel)
     table, ids = gathered_rows(x, rows)
-    if table is not None and (kernel.data.dtype != xd.dtype or (bias is not None and bias.data.dtype != xd.dtype)):
-        table = None
+    plain_bias = bias is None or (bias.data.dtype == xd.dtype and bias.shape == kernel.shape[1:])
+    if table is not None and (kernel.data.dtype != xd.dtype or kernel.ndim != 2 or not plain_bias):
+        table = None  # promotion, or a bias that broadcasts: the general path below
     if table is not None:
         ids = ids.reshape(-1)
         projected = parallel.matmul(table.data, kernel.data)
@@ -374,15 +375,27 @@ def _kernel_grad(xt, g2, kernel):
 
 
 def gathered_rows(x: Tensor, rows: int):
-    """``(table, ids)`` when ``x`` is ``table[ids]``, a lookup of the rows of a 2-D table of x's dtype
-    (an embedding's output, made by :func:`take`) with fewer than ``rows`` rows, where ``rows`` is how
-    many rows a projection of ``x`` would multiply: projecting the table and gathering its projections
-    then costs less; else ``(None, None)``."""
+    """``(table, ids)`` when a projection of ``x`` may project the table instead: ``x`` is ``table[ids]``,
+    a lookup of the rows of a 2-D table of x's dtype (an embedding's output, made by :func:`take`), with
+    fewer rows than the ``rows`` a projection of ``x`` would multiply; else ``(None, None)``.
+
+    Also only while ``x`` stands for the lookup alone: recorded on the tape with the table as its one
+    parent when it requires a gradient (not a lookup made under ``no_grad``, a released graph, or a
+    lookup whose own gradient the caller asked for), and the table's array the one it looked up
+    (set_weights may replace it). Changing either array in place in between breaks this, as it breaks
+    any recorded backward.
+    """
     tag = x._made_by
     if tag is None or tag[0] != "rows":
         return None, None
-    table, ids = tag[1], tag[2]
-    if table.data.dtype != x.data.dtype or table.shape[0] >= rows:
+    _, table, ids, looked_up = tag
+    if table.data is not looked_up or looked_up.dtype != x.data.dtype or table.shape[0] >= rows:
+        return None, None
+    if x.requires_grad:
+        parents = x._parents
+        if len(parents) != 1 or parents[0] is not table:
+            return None, None
+    elif table.requires_grad and is_grad_enabled():
         return None, None
     return table, ids
 
@@ -630,7 +643,7 @@ def take(a, indices, axis=0) -> Tensor:
 
     out = make(xp.take(a.data, idx, axis=axis), (a,), backward)
     if axis == 0 and a.ndim == 2:
-        out._made_by = ("rows", a, idx)
+        out._made_by = ("rows", a, idx, a.data)
     return out
 
 

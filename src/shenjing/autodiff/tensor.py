@@ -78,8 +78,9 @@ class Tensor:
     shape as ``data`` (leaves only). ``requires_grad``: whether gradients flow
     to it. ``_made_by``: None, or how an op made this output, for a consumer
     that fuses with it: ``("softmax", z)`` / ``("sigmoid", z)`` (the losses
-    then start from the logits ``z``), ``("rows", table, ids)`` (an embedding
-    lookup ``table[ids]``: a projection of it can project the table instead).
+    then start from the logits ``z``), ``("rows", table, ids, table's array)``
+    (an embedding lookup ``table[ids]``: a projection of it can project the
+    table instead, see ``ops.gathered_rows``).
     """
 
     __slots__ = ("data", "grad", "requires_grad", "_parents", "_backward", "_made_by", "_keras_mask", "name",
