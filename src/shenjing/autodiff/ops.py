@@ -309,33 +309,16 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     :func:`gathered_rows`), the table's rows are projected and gathered instead.
     """
     x, kernel = _binary_operands(x, kernel)
-    xd = x.data
-    rows = math.prod(xd.shape[:-1])  # (not −1 below: a width may be 0)
     bias = bias if bias is None or isinstance(bias, Tensor) else _constant_like(bias, kernel)
-    table, ids = gathered_rows(x, rows)
-    plain_bias = bias is None or (bias.data.dtype == xd.dtype and bias.shape == kernel.shape[1:])
-    if table is not None and (kernel.data.dtype != xd.dtype or kernel.ndim != 2 or not plain_bias):
-        table = None  # promotion, or a bias that broadcasts: the general path below
-    if table is not None:
-        ids = ids.reshape(-1)
-        projected = parallel.matmul(table.data, kernel.data)
-        if bias is not None:
-            projected += bias.data
-        out = B.xp.take(projected, ids, axis=0)
-        if act is not None:
-            act[0](out, None)
-        out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
-
-        def backward_rows(g):
-            if act is not None:
-                g = act[1](g, out)
-            return rows_projection_grads(table, ids, g.reshape(rows, g.shape[-1]), kernel, bias)
-
-        return make(out, (table, kernel) if bias is None else (table, kernel, bias), backward_rows)
+    if x._made_by is not None:
+        out = _linear_of_rows(x, kernel, bias, act)
+        if out is not None:
+            return out
+    xd = x.data
     # the rows as one (rows, in) matrix and one GEMM over them (NumPy's stacked matmul runs one per leading index,
     # 2.3x slower); when x is a strided view (a recurrent layer's output) this is a copy, made once and kept
     # for the kernel's gradient (memory for speed: the backward made it again)
-    x2 = xd if xd.ndim == 2 else xd.reshape(rows, xd.shape[-1])
+    x2 = xd if xd.ndim == 2 else xd.reshape(math.prod(xd.shape[:-1]), xd.shape[-1])  # (not −1: a width may be 0)
     out = parallel.matmul(x2, kernel.data)
     if xd.ndim != 2:
         out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
@@ -361,6 +344,32 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         return gx, gk, (unbroadcast(g, bias.shape) if bias.requires_grad else None)
 
     return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
+
+
+def _linear_of_rows(x, kernel, bias, act):
+    """:func:`linear` of an embedding lookup ``x`` = ``table[ids]`` by projecting the table's rows and
+    gathering them (see :func:`gathered_rows`); None where that does not apply."""
+    xd = x.data
+    rows = math.prod(xd.shape[:-1])
+    table, ids = gathered_rows(x, rows)
+    plain_bias = bias is None or (bias.data.dtype == xd.dtype and bias.shape == kernel.shape[1:])
+    if table is None or kernel.data.dtype != xd.dtype or kernel.ndim != 2 or not plain_bias:
+        return None  # promotion, or a bias that broadcasts: the general path
+    ids = ids.reshape(-1)
+    projected = parallel.matmul(table.data, kernel.data)
+    if bias is not None:
+        projected += bias.data
+    out = B.xp.take(projected, ids, axis=0)
+    if act is not None:
+        act[0](out, None)
+    out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
+
+    def backward(g):
+        if act is not None:
+            g = act[1](g, out)
+        return rows_projection_grads(table, ids, g.reshape(rows, g.shape[-1]), kernel, bias)
+
+    return make(out, (table, kernel) if bias is None else (table, kernel, bias), backward)
 
 
 def _kernel_grad(xt, g2, kernel):
