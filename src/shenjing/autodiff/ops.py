@@ -356,10 +356,7 @@ def _linear_of_rows(x, kernel, bias, act):
     if table is None or kernel.data.dtype != xd.dtype or kernel.ndim != 2 or not plain_bias:
         return None  # promotion, or a bias that broadcasts: the general path
     ids = ids.reshape(-1)
-    projected = parallel.matmul(table.data, kernel.data)
-    if bias is not None:
-        projected += bias.data
-    out = B.xp.take(projected, ids, axis=0)
+    out = project_rows(table.data, ids, kernel.data, None if bias is None else bias.data)
     if act is not None:
         act[0](out, None)
     out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
@@ -409,11 +406,20 @@ def gathered_rows(x: Tensor, rows: int):
     return table, ids
 
 
+def project_rows(table, ids, kernel, bias=None):
+    """``(table @ kernel + bias)[ids]`` for arrays: the table's rows projected once, then gathered
+    (rows, out) for the flat ``ids`` (rows,)."""
+    projected = parallel.matmul(table, kernel)
+    if bias is not None:
+        projected += bias
+    return B.xp.take(projected, ids, axis=0)
+
+
 def rows_projection_grads(table, ids, g, kernel, bias):
-    """The gradients of ``(table @ kernel + bias)[ids]`` (rows, out) given its gradient ``g`` (rows, out):
-    the gradients of the table, the kernel and (unless ``bias`` is None) the bias, None where not
-    required. ``ids`` flat (rows,). Each table row's uses are summed first (:func:`_scatter_add_rows`),
-    so the matmuls have the table's rows, not the lookup's."""
+    """The gradients of :func:`project_rows`, ``(table @ kernel + bias)[ids]`` (rows, out), given its
+    gradient ``g`` (rows, out): the gradients of the table, the kernel and (unless ``bias`` is None) the
+    bias, None where not required. ``ids`` flat (rows,). Each table row's uses are summed first
+    (:func:`_scatter_add_rows`), so the matmuls have the table's rows, not the lookup's."""
     per_row = _scatter_add_rows(table.shape[0], ids, g)
     d_table = parallel.matmul(per_row, kernel.data.T) if table.requires_grad else None
     d_kernel = _kernel_grad(table.data.T, per_row, kernel) if kernel.requires_grad else None

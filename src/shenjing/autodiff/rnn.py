@@ -370,10 +370,8 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     table, ids = ops.gathered_rows(x, t * n)
     if table is not None:  # project the table's rows, then gather them in time-major order
         ids = xp.ascontiguousarray(ids.T).reshape(-1)
-        projected = table.data @ W[:features]
-        if bias is not None:
-            projected += W[features]
-        P = xp.take(projected, ids, axis=0).reshape(t, n, width)
+        P = ops.project_rows(table.data, ids, W[:features], None if bias is None else W[features])
+        P = P.reshape(t, n, width)
     else:  # time-major inputs with a column of ones
         X = xp.empty((t, n, cols), dtype=dtype)
         X[:, :, :features] = xp.swapaxes(x.data, 0, 1)
