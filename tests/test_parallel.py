@@ -42,6 +42,7 @@ def test_sample_blocks_balance_the_threads_and_leave_small_jobs_whole(monkeypatc
     if not parallel._available():
         pytest.skip("this BLAS has no thread-count control: one thread")
     monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 3 << 20)
     step, parts = parallel.sample_blocks(100, 70_000)  # 70 KB a sample: 44 fit the cache block
     blocks = sum(parts, [])
     assert blocks == [(s, min(s + step, 100)) for s in range(0, 100, step)]
