@@ -42,12 +42,18 @@ def test_sample_blocks_balance_the_threads_and_leave_small_jobs_whole(monkeypatc
     if not parallel._available():
         pytest.skip("this BLAS has no thread-count control: one thread")
     monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
-    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 3 << 20)
-    step, parts = parallel.sample_blocks(100, 70_000)  # 70 KB a sample: 44 fit the cache block
-    blocks = sum(parts, [])
-    assert blocks == [(s, min(s + step, 100)) for s in range(0, 100, step)]
-    assert len(parts) == 2 and len(blocks) % 2 == 0 and step <= backend.CACHE_BLOCK_BYTES // 70_000
-    assert [sum(stop - start for start, stop in part) for part in parts] == [50, 50]
+    # a pooling input of mnist_cnn's training batch, and samples whose blocks do not divide the batch
+    for n, size, block_bytes in [(100, 70_000, 3 << 20), (100, 70_000, 3 << 19), (128, 147_456, 3 << 19),
+                                 (1000, 663_552, 3 << 19), (77, 90_000, 1 << 20)]:
+        monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", block_bytes)
+        step, parts = parallel.sample_blocks(n, size)
+        blocks = sum(parts, [])
+        sizes = [stop - start for start, stop in blocks]
+        assert blocks[0][0] == 0 and blocks[-1][1] == n and all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+        assert len(parts) == 2 and len(blocks) % 2 == 0 and max(sizes) - min(sizes) <= 1
+        assert max(sizes) <= step <= max(1, block_bytes // size)
+        shares = [sum(stop - start for start, stop in part) for part in parts]
+        assert abs(shares[0] - shares[1]) <= len(blocks) // 2, (n, size, block_bytes, shares)
     monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 3000)
     # a job below MIN_SPLIT_BYTES stays on the calling thread, in cache-sized blocks
     step, parts = parallel.sample_blocks(10, 1000)

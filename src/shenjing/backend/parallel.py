@@ -140,15 +140,17 @@ def sample_blocks(n: int, bytes_per_sample: int) -> tuple[int, list]:
     if small and step == n:  # one block on the calling thread (a single sample, most often)
         return step, [[(0, n)]]
     parts = 1 if small else min(threads(), n)
+    count = -(-n // step)
     if parts > 1:
-        count = -(-n // step)
         count = min(n, -(-count // parts) * parts)
         step = -(-n // count)
         if count == parts:  # one block a thread: the caller's grows by CALLER_EXTRA, the others share the rest
             first = min(n - (parts - 1), -(-n // parts) + round(n * CALLER_EXTRA))
             rest = split(list(range(first, n)), parts - 1)
             return max(first, step), [[(0, first)]] + [[(r[0], r[-1] + 1)] for r in rest]
-    return step, split([(start, min(start + step, n)) for start in range(0, n, step)], parts)
+    # count blocks whose sizes differ by one at most (blocks of ``step`` would leave the last short, and
+    # could be fewer than count: 128 samples in steps of 10 are 13 blocks, not 14)
+    return step, split([(n * i // count, n * (i + 1) // count) for i in range(count)], parts)
 
 
 def split(blocks: list, parts: int) -> list:
