@@ -191,13 +191,14 @@ def is_float_dtype(dtype) -> bool:
 # ------------------------------------------------------------------------- performance
 
 CACHE_BLOCK_BYTES = 3 << 19
-"""The size of the blocks a cache-blocked kernel (the im2col convolution) works on at a time: the
-working set of one block stays in the per-core L2 cache. Measured on a 2 MB-L2 Xeon, where each of
-the two threads runs its own blocks: mnist_cnn's (26, 26, 32) → 64 convolution (663 KB of columns a
-sample) builds its columns at twice the speed when a block fits in L2 with its output rows (one or
-two samples: 16.6 ms against 32 ms for 1,000 samples in blocks of four). With 1.5 MB (two samples)
-instead of 3 MB (four), interleaved runs: mnist_cnn inference at batch 1000 6,639 → 6,937 samples/s,
-training 1,884 → 1,975; the seed CNN's training unchanged (20,254 against 20,158)."""
+"""The size of the blocks the cache-blocked kernels (the im2col and direct convolutions, pooling) work on
+at a time, as each counts a sample's bytes (im2col: its columns; the direct convolution: input and output;
+pooling: its input): one block's working set stays in one core's L2 cache, output rows included. Measured
+on a Xeon with 2 MB of L2 per core, each of the two threads running its own blocks: mnist_cnn's
+(26, 26, 32) → 64 convolution (663 KB of columns a sample) builds the columns of 1,000 samples in 16.6 ms
+in blocks of one sample against 32 ms in blocks of four. With 1.5 MB (two samples) instead of 3 MB (four),
+interleaved runs: mnist_cnn inference at batch 1000 6,639 → 6,937 samples/s, training 1,884 → 1,975; the
+seed CNN's training unchanged (20,254 against 20,158)."""
 
 
 def block_rows(bytes_per_row: int, rows: int) -> int:
