@@ -146,11 +146,17 @@ def sample_blocks(n: int, bytes_per_sample: int) -> tuple[int, list]:
         step = -(-n // count)
         if count == parts:  # one block a thread: the caller's grows by CALLER_EXTRA, the others share the rest
             first = min(n - (parts - 1), -(-n // parts) + round(n * CALLER_EXTRA))
-            rest = split(list(range(first, n)), parts - 1)
-            return max(first, step), [[(0, first)]] + [[(r[0], r[-1] + 1)] for r in rest]
-    # count blocks whose sizes differ by one at most (blocks of ``step`` would leave the last short, and
-    # could be fewer than count: 128 samples in steps of 10 are 13 blocks, not 14)
-    return step, split([(n * i // count, n * (i + 1) // count) for i in range(count)], parts)
+            return max(first, step), [[(0, first)]] + [[block] for block in _even_blocks(first, n, parts - 1)]
+    # not blocks of ``step``: those leave the last one short, and may be fewer than count (128 samples in
+    # steps of 10 are 13 blocks, not 14)
+    return step, split(_even_blocks(0, n, count), parts)
+
+
+def _even_blocks(start: int, stop: int, count: int) -> list:
+    """Samples start:stop in ``count`` contiguous blocks ``(start, stop)`` whose sizes differ by one at most,
+    the larger ones spread among the smaller (so that runs of them, one per thread, stay even too)."""
+    size = stop - start
+    return [(start + size * i // count, start + size * (i + 1) // count) for i in range(count)]
 
 
 def split(blocks: list, parts: int) -> list:
