@@ -24,6 +24,7 @@ import math
 
 from . import backend as B
 from .autodiff import nn, ops
+from .autodiff.replay import recorded
 from .autodiff.tensor import Tensor, make
 from .utils.naming import to_snake_case
 from .utils.registry import Registry
@@ -574,6 +575,7 @@ def reduce_weighted_losses(losses: Tensor, sample_weight=None, reduction="sum_ov
     return total / divisor
 
 
+@recorded
 def _mean_of_elements(losses: Tensor) -> Tensor:
     """``ops.sum(losses) / losses.size`` as one node: the same arithmetic (a sum, then a division by the
     count in the losses' dtype) and the same gradient (``g / count`` everywhere), without the two nodes."""

@@ -14,6 +14,7 @@ import math
 
 from .. import backend as B
 from ..backend import jit, parallel
+from .replay import recorded
 from .tensor import Tensor, _as_data, is_grad_enabled, make
 
 # --------------------------------------------------------------------------- helpers
@@ -70,6 +71,8 @@ def unbroadcast(grad, shape):
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
+    if extra == 1 and grad.shape[1:] == shape:  # one leading axis added (a bias): one reduction
+        return grad.sum(axis=0)
     if extra > 0:
         grad = grad.sum(axis=tuple(range(extra)))
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
@@ -789,3 +792,12 @@ def dropout_mask_apply(a, mask) -> Tensor:
     if a.dtype.kind == "f" and mask.dtype != a.dtype:
         mask = mask.astype(a.dtype)
     return make(a.data * mask, (a,), lambda g: (g * mask,))
+
+
+_HELPERS = {"unbroadcast", "gathered_rows", "project_rows", "rows_projection_grads"}
+# every op is visible to a recording (``replay.recorded``); the helpers above compute on arrays
+for _name, _fn in list(globals().items()):
+    if callable(_fn) and getattr(_fn, "__module__", None) == __name__ and not _name.startswith("_") \
+            and _name not in _HELPERS and not isinstance(_fn, type):
+        globals()[_name] = recorded(_fn)
+del _name, _fn

@@ -161,43 +161,7 @@ class Tensor:
                 raise ValueError(f"backward(): grad of shape {grad.shape} does not match the tensor's shape "
                                  f"{self.shape}")
 
-        order = _topological_order(self)
-        grads = {self: grad}  # keyed by node: a Tensor hashes (and compares) by identity
-        pop, get = grads.pop, grads.get
-        for node in reversed(order):
-            g = pop(node, None)
-            if g is None:
-                continue
-            backward_fn = node._backward
-            if backward_fn is None:  # a leaf: accumulate into .grad
-                if node.grad is None:
-                    # always a fresh, writable array of the leaf's dtype: ``g`` may be a
-                    # read-only broadcast view, or the very array handed to another leaf
-                    dtype = node.data.dtype
-                    if dtype.kind != "f":
-                        node.grad = g.copy()
-                    elif (g.dtype == dtype and g.base is None and _refcount(g) == _SOLE
-                          and getattr(g.flags, "writeable", True)):
-                        node.grad = g  # made by an op for this leaf alone and held by nobody else: no copy
-                    else:
-                        node.grad = g.astype(dtype)
-                else:
-                    node.grad = node.grad + g
-                continue
-            parent_grads = backward_fn(g)
-            for parent, pg in zip(node._parents, parent_grads):
-                if pg is None or not parent.requires_grad:
-                    continue
-                if pg.shape != parent.data.shape:
-                    raise RuntimeError(
-                        f"backward(): {getattr(backward_fn, '__qualname__', 'an op')} returned a gradient "
-                        f"of shape {pg.shape} for an input of shape {parent.data.shape}")
-                previous = get(parent)
-                grads[parent] = pg if previous is None else previous + pg
-            parent_grads = pg = previous = None  # hold no gradient beyond the dict (see the leaf case)
-            if not retain_graph:
-                node._parents = ()
-                node._backward = _released
+        backpropagate(self, grad, _topological_order(self), retain_graph)
 
     # --------------------------------------------------------------- operators
     def __add__(self, other):
@@ -299,6 +263,55 @@ class Tensor:
         return ops.cast(self, dtype)
 
 
+def backpropagate(root: Tensor, grad, order: list, retain_graph: bool = False) -> None:
+    """The engine of :meth:`Tensor.backward`: walk ``order`` (the nodes reachable from ``root``, parents
+    before children) from the end, starting with ``grad`` for ``root`` (1 when None), and accumulate
+    into the leaves' ``.grad``."""
+    if grad is None:
+        grad = B.xp.ones(root.data.shape, dtype=root.data.dtype)
+    grads = {root: grad}  # keyed by node: a Tensor hashes (and compares) by identity
+    pop, get = grads.pop, grads.get
+    for node in reversed(order):
+        g = pop(node, None)
+        if g is None:
+            continue
+        backward_fn = node._backward
+        if backward_fn is None:
+            accumulate_leaf_gradient(node, g)
+            continue
+        parent_grads = backward_fn(g)
+        for parent, pg in zip(node._parents, parent_grads):
+            if pg is None or not parent.requires_grad:
+                continue
+            if pg.shape != parent.data.shape:
+                raise RuntimeError(
+                    f"backward(): {getattr(backward_fn, '__qualname__', 'an op')} returned a gradient "
+                    f"of shape {pg.shape} for an input of shape {parent.data.shape}")
+            previous = get(parent)
+            grads[parent] = pg if previous is None else previous + pg
+        parent_grads = pg = previous = None  # hold no gradient beyond the dict (see the leaf case)
+        if not retain_graph:
+            node._parents = ()
+            node._backward = _released
+
+
+def accumulate_leaf_gradient(leaf: Tensor, g) -> None:
+    """Add ``g`` to ``leaf.grad``: a leaf's first gradient is always a fresh, writable array of the leaf's
+    dtype (``g`` may be a read-only broadcast view, or the very array handed to another leaf), taken
+    without a copy when it is one made for this leaf alone. The caller holds ``g`` under one name only."""
+    if leaf.grad is None:
+        dtype = leaf.data.dtype
+        if dtype.kind != "f":
+            leaf.grad = g.copy()
+        elif (g.dtype == dtype and g.base is None and _refcount(g) == _SOLE_ARGUMENT
+              and getattr(g.flags, "writeable", True)):
+            leaf.grad = g
+        else:
+            leaf.grad = g.astype(dtype)
+    else:
+        leaf.grad = leaf.grad + g
+
+
 def make(data, parents: tuple, backward) -> Tensor:
     """Wrap an op's output ``data``; record ``parents`` and ``backward`` when a gradient is needed.
 
@@ -327,23 +340,28 @@ def make(data, parents: tuple, backward) -> Tensor:
 _new_tensor = object.__new__
 
 
-def _sole_reference_count():
-    """What ``sys.getrefcount`` reports for an object held by one local name only, or None where reference
-    counts cannot tell that (no getrefcount, a free-threaded build, or counts that miss a reference)."""
+def _sole_argument_count():
+    """What ``sys.getrefcount`` reports, inside a function, for an argument its caller holds under one local
+    name only (as :func:`accumulate_leaf_gradient` is called), or None where reference counts cannot tell
+    that (no getrefcount, a free-threaded build, or counts that miss a reference)."""
     count = getattr(sys, "getrefcount", None)
     if count is None or not getattr(sys, "_is_gil_enabled", lambda: True)():
         return None
+
+    def inside(obj):
+        return count(obj)
+
     probe = object()
-    alone = count(probe)
+    alone = inside(probe)
     held = [probe]
-    return alone if count(probe) == alone + 1 and held else None
+    return alone if inside(probe) == alone + 1 and held else None
 
 
-# A gradient array whose only reference is the engine's local name is exclusively the leaf's: it is
+# A gradient array whose only reference is the caller's local name is exclusively the leaf's: it is
 # adopted as ``.grad`` instead of copied (CPython's reference counts; where they cannot tell, it is
 # always copied).
-_SOLE = _sole_reference_count()
-_refcount = sys.getrefcount if _SOLE is not None else (lambda obj: -1)
+_SOLE_ARGUMENT = _sole_argument_count()
+_refcount = sys.getrefcount if _SOLE_ARGUMENT is not None else (lambda obj: -1)
 
 
 def _released(g):

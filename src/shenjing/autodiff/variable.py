@@ -11,9 +11,16 @@ from .tensor import Tensor, _as_data
 _structure_generation = [0]
 
 
+#: bumped whenever anything that may decide which ops a model's step runs changes: the structure above, any
+#: attribute of a layer (``Layer.__setattr__``), a variable's ``trainable``; a recorded training step
+#: (``models.replay``) is replayed only in the generation it was recorded in
+graph_generation = [0]
+
+
 def structure_changed() -> None:
-    """Invalidate the layers' cached lists of penalty sources (see ``Layer.losses``)."""
+    """Invalidate the layers' cached lists of penalty sources (see ``Layer.losses``) and recorded steps."""
     _structure_generation[0] += 1
+    graph_generation[0] += 1
 
 
 class Variable(Tensor):
@@ -81,6 +88,7 @@ class Variable(Tensor):
     def trainable(self, value) -> None:
         self.requires_grad = bool(value)
         self._trainable = value
+        graph_generation[0] += 1
 
     def __repr__(self) -> str:
         return f"<Variable {self.name!r} shape={self.shape} dtype={self.dtype} trainable={self.trainable}>"

@@ -13,10 +13,13 @@ import inspect
 
 from .. import backend as B
 from ..autodiff import Tensor, Variable, no_grad, ops
-from ..autodiff.variable import _structure_generation, structure_changed
+from ..autodiff.variable import _structure_generation, graph_generation, structure_changed
 from ..utils.naming import to_snake_case, unique_name
 
 _STRUCTURE_ATTRIBUTES = {"_layers", "_trainable_weights", "_non_trainable_weights"}  # see Layer.losses
+# a model's attributes that ``fit`` and its callbacks set, which no layer's ops depend on: setting them keeps
+# the recorded training steps (``variable.graph_generation``)
+_NOT_IN_THE_GRAPH = {"history", "stop_training", "_train_variables"}
 _LAYER_KWARGS = {"input_shape", "batch_input_shape", "batch_size", "input_dim", "input_length", "weights",
                  "batch_shape"}
 
@@ -144,6 +147,8 @@ class Layer:
             structure_changed()
         elif key == "built":  # a (re)build may change which inputs the layer accepts
             object.__setattr__(self, "_valid_input_shape", None)
+        if key not in _NOT_IN_THE_GRAPH:
+            graph_generation[0] += 1
         object.__setattr__(self, key, value)
 
     @property

@@ -7,6 +7,7 @@ import math
 from .. import activations, constraints, initializers, regularizers
 from .. import backend as B
 from ..autodiff import nn, ops
+from ..autodiff.replay import replay_safe
 from .base import KerasTensor, Layer, Node, _shape_str, add_activity_loss
 
 # ----------------------------------------------------------------------------- Input
@@ -39,6 +40,7 @@ class InputLayer(Layer):
         self._output_shapes.append(self._batch_input_shape)
         self.tensor = tensor
 
+    @replay_safe
     def call(self, inputs, training=None):
         return inputs
 
@@ -171,6 +173,7 @@ class Dense(KernelLayer):
     def _check_input(self, inputs) -> None:
         self._check_input_shape_once(tuple(inputs.shape))
 
+    @replay_safe
     def call(self, inputs):
         fused = self._fused_activation
         if fused is not None:
@@ -197,6 +200,7 @@ class Activation(Layer):
         super().__init__(**kwargs)
         self.activation = self._resolve(activations, activation, "activation")
 
+    @replay_safe
     def call(self, inputs):
         return self.activation(inputs)
 
@@ -231,6 +235,7 @@ class Dropout(Layer):
         self.seed = seed
         self._generator = None if seed is None else B.generator(seed)
 
+    @replay_safe
     def call(self, inputs, training=None):
         if not training or self.rate == 0:
             return inputs
@@ -261,6 +266,7 @@ class Flatten(Layer):
         self.data_format = data_format
         self._inherit_data_format = data_format is None
 
+    @replay_safe
     def call(self, inputs):
         if self.data_format == "channels_first" and inputs.ndim > 2:
             inputs = ops.transpose(inputs, (0,) + tuple(range(2, inputs.ndim)) + (1,))

@@ -8,6 +8,7 @@ model can be called inside another.
 
 from __future__ import annotations
 
+from ..autodiff.replay import replay_safe
 from ..layers.base import KerasTensor, Layer, _flatten
 from ..layers.core import InputLayer
 from .summary import print_summary
@@ -163,6 +164,7 @@ class Model(Trainer, Layer):
         raise ValueError(f"get_layer: no layer named {name!r} in model {self.name!r}; its layers are "
                          f"{[layer.name for layer in self.layers]}")
 
+    @replay_safe
     def call(self, inputs, training=None):
         if not self._is_graph:
             raise NotImplementedError(f"Model {self.name!r}: a subclassed model must define call()")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..autodiff.replay import replay_safe
 from ..autodiff.variable import structure_changed
 from ..layers.base import KerasTensor, Layer
 from ..layers.core import Input, InputLayer
@@ -76,6 +77,7 @@ class Sequential(Model):
                 self._symbolic_outputs.append(layer(self._symbolic_output))
         self.built = True
 
+    @replay_safe
     def call(self, inputs, training=None):
         x = inputs
         for layer in self._stack:

@@ -17,6 +17,7 @@ from .. import optimizers as optimizers_module
 from ..autodiff import Tensor, no_grad, ops
 from ..callbacks import CallbackList
 from . import data_adapter as da
+from .step_replay import StepReplay
 
 _IGNORED_COMPILE_KWARGS = {"run_eagerly", "jit_compile", "steps_per_execution", "sample_weight_mode", "auto_scale_loss"}
 
@@ -176,13 +177,19 @@ class Trainer:
             self.optimizer.build(self._train_variables)
 
     def _train_step(self, xs, ys, sample_weight, callbacks=None, step: int = 0) -> None:
-        outputs = self._forward(xs, training=True)
-        total, per_output = self._total_loss(ys, outputs, sample_weight)
+        replayer = self.__dict__.get("_step_replay")
+        if replayer is None:
+            replayer = StepReplay()
+            object.__setattr__(self, "_step_replay", replayer)  # (not a layer attribute: no new generation)
+        plan, outputs, total, per_output = replayer.forward(self, xs, ys, sample_weight)
         variables = self._train_variables
         if total.requires_grad:  # a model with nothing to train still reports its loss
             for v in variables:
                 v.grad = None
-            total.backward()
+            if plan is None:
+                total.backward()
+            else:
+                plan.backward(total)
             grads_and_vars = [(v.grad, v) for v in variables]
             if callbacks is not None:
                 callbacks.on_gradients(step, grads_and_vars)  # the one moment the gradients exist
