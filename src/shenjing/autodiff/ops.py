@@ -782,6 +782,9 @@ def dropout(a, rate: float, generator=None, noise_shape=None) -> Tensor:
     return make(data * mask, (a,), lambda g: (g * mask,))
 
 
+dropout.draws_random = True  # a replay runs it even when its output is not used (``replay.Plan``)
+
+
 def dropout_mask_apply(a, mask) -> Tensor:
     """``a * mask`` for a constant mask array (dropout, masking): one node, no mask gradient.
 

@@ -90,6 +90,16 @@ class _Nested:
                          values[item.index] if isinstance(item, _Slot) else item for item in self.items)
 
 
+def _slots_in(nested: _Nested) -> list:
+    out = []
+    for item in nested.items:
+        if isinstance(item, _Nested):
+            out += _slots_in(item)
+        elif isinstance(item, _Slot):
+            out.append(item.index)
+    return out
+
+
 class _Slot:
     __slots__ = ("index",)
 
@@ -100,14 +110,16 @@ class _Slot:
 class Plan:
     """A recorded computation, replayable on new input arrays.
 
-    ``Plan(recording, inputs, results)``: ``inputs`` the arrays the computation was fed (tensors
-    wrapping one of them, or the array itself, become inputs of the plan); ``results`` the tensors
-    (or None) it produced that the caller wants back, each an op's output, an input or a variable.
+    ``Plan(recording, inputs, results, needed=None)``: ``inputs`` the arrays the computation was fed
+    (tensors wrapping one of them, or the array itself, become inputs of the plan); ``results`` the
+    tensors (or None) it produced that the caller wants back, each an op's output, an input or a
+    variable; ``needed`` (one flag per result, all True by default): the results the caller will
+    read. Ops that no needed result depends on are not replayed.
     Leaves that are :class:`~shenjing.autodiff.Variable` objects stay bound to the same objects (their
     current ``data`` is read at every replay). Raises :class:`Unreplayable` for anything else.
     """
 
-    def __init__(self, rec: Recording, inputs, results):
+    def __init__(self, rec: Recording, inputs, results, needed=None):
         from .variable import Variable
 
         self._values = []   # per slot: the bound object, None for inputs and op outputs
@@ -178,11 +190,28 @@ class Plan:
             self._steps.append((op, args, positions, kwargs, kw_positions, outs))
 
         self._results = [None if t is None else slot(t).index for t in results]
+        self._drop_unneeded([s for s, n in zip(self._results, needed or [True] * len(results)) if n])
         self._variables = variables
         self._grad_flags = [v.requires_grad for v in variables]
         self._root = self._schedule = None
         self._last = None
         self._recorded = keep  # per slot, the recorded object (until ``release``)
+
+    def _drop_unneeded(self, needed: list) -> None:
+        """Leave out the ops whose outputs no needed result depends on (ops that draw random numbers stay:
+        the generator's stream must advance as it would have); their results come back as None."""
+        live = {s for s in needed if s is not None}
+        kept = []
+        for step in reversed(self._steps):
+            op, _, positions, _, kw_positions, outs = step
+            if not (getattr(op, "draws_random", False) or
+                    (outs in live if type(outs) is int else any(s in live for s in outs))):
+                continue
+            kept.append(step)
+            for _, s in positions + kw_positions:
+                live.update([s] if type(s) is int else _slots_in(s))
+        self._steps = kept[::-1]
+        self._results = [s if s in live else None for s in self._results]
 
     def set_backward_root(self, root: Tensor) -> None:
         """Record how a backward from ``root`` (a recorded result) walks the graph: per node, from the

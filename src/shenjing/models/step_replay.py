@@ -112,7 +112,8 @@ class StepReplay:
         try:
             if model.losses or any(o._keras_mask is not None for o in outputs):
                 raise replay.Unreplayable("regularization penalties or masks")
-            plan = replay.Plan(rec, xs + ys, outputs + [total] + per_output)
+            needed = [bool(per) for per in model._metrics_per_output] + [True] * (1 + len(per_output))
+            plan = replay.Plan(rec, xs + ys, outputs + [total] + per_output, needed)
             if total.requires_grad:
                 plan.set_backward_root(total)
             plan.release()

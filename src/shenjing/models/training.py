@@ -166,6 +166,8 @@ class Trainer:
                 tracker.update_state(float(value.data), sample_weight=batch_size)
         sample_weights = sample_weights or [None] * len(outputs)
         for per, y, out, sw in zip(self._metrics_per_output, ys, outputs, sample_weights):
+            if not per:  # (a replayed step leaves out an output no metric reads: None)
+                continue
             mask = out._keras_mask
             for _, metric, weighted in per:
                 metric.update_state(y, out.data, sample_weight=_masked_weights(sw if weighted else None, mask))
@@ -568,6 +570,8 @@ class Trainer:
     def _format_logs(self, logs: dict, return_dict: bool):
         if return_dict:
             return logs
+        if len(logs) == 1:  # the loss alone (metrics_names lists only names that ``_logs`` has)
+            return logs["loss"]
         values = [logs[k] for k in self.metrics_names if k in logs]
         return values[0] if len(values) == 1 else values
 

@@ -360,7 +360,8 @@ class Optimizer:
             if not data.flags.c_contiguous and data.flags.f_contiguous and not grad.flags.f_contiguous:
                 grad = B.xp.asfortranarray(grad)  # the variable's layout: the update then runs over flat arrays
             work.append([index, variable, grad])
-        self._clip(work)
+        if self.clipvalue is not None or self.clipnorm is not None or self.global_clipnorm is not None:
+            self._clip(work)
         lr = self.learning_rate
         if self.weight_decay:
             factor = 1.0 - lr * self.weight_decay
@@ -371,8 +372,7 @@ class Optimizer:
         update = self._update_step
         for index, variable, grad in work:
             update(index, variable.data, grad, lr)
-        for _, variable, _ in work:
-            constraint = getattr(variable, "constraint", None)
+            constraint = getattr(variable, "constraint", None)  # (reads this variable alone: after its update)
             if constraint is not None:
                 variable.data[...] = _as_array(constraint(variable.data))
         if self.use_ema:
