@@ -51,7 +51,8 @@ def _true_tensor(y_true, dtype) -> Tensor:
     if isinstance(y_true, Tensor):
         return y_true if y_true.dtype == dtype else ops.cast(y_true, dtype)
     data = y_true if type(y_true) is B.xp.ndarray else B.asarray(y_true)
-    return Tensor(data if data.dtype == dtype else data.astype(dtype))
+    target = Tensor(data)
+    return target if data.dtype == dtype else ops.cast(target, dtype)  # (an op: a recorded step replays it)
 
 
 def _same_rank(a: Tensor, b: Tensor):

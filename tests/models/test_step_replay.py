@@ -7,7 +7,7 @@ weights, losses and histories must agree bit for bit; where replay applies, it m
 import numpy as np
 import pytest
 
-from shenjing import activations
+from shenjing import activations, losses
 from shenjing.layers import Activation, Conv2D, Dense, Dropout, Flatten, Input, Lambda
 from shenjing.models import Model, Sequential, step_replay
 from shenjing.optimizers import SGD, Adam
@@ -104,10 +104,21 @@ def _assert_same(build, kind, script=None, replays=True):
     assert all(np.array_equal(a, b) for a, b in zip(w0, w1))
 
 
-@pytest.mark.parametrize("build, kind", [(_xor, "xor"), (_mlp, "mlp"), (_sparse, "sparse"),
-                                         (_regression, "regression"), (_two_outputs, "two")])
+@pytest.mark.parametrize("build, kind", [(_xor, "xor"), (_mlp, "mlp"), (_regression, "regression"),
+                                         (_two_outputs, "two")])
 def test_replayed_steps_equal_ordinary_steps(build, kind):
     _assert_same(build, kind)
+
+
+def test_sparse_labels_are_checked_every_step():
+    _assert_same(_sparse, "sparse", replays=False)  # the loss checks its labels' values: not replayed
+    step_replay.ENABLED = True
+    model = _sparse()
+    x, y = _data("sparse", 8)
+    for _ in range(3):
+        model.train_on_batch(x, y)
+    with pytest.raises(ValueError, match="class label -1"):
+        model.train_on_batch(x, np.where(np.arange(8) == 3, -1, y))
 
 
 def test_xor_fit_one_batch_an_epoch_replays():
@@ -137,22 +148,103 @@ def test_recompiling_is_seen():
     _assert_same(_xor, "xor", script)
 
 
-def test_batch_shapes_and_dtypes_have_their_own_records():
+def _pair(build, x_and_ys, script=None):
+    """The same seeded model trained on each (x, y) with replay on and off: (weights on, off, replays)."""
+    out = []
+    for enabled in (True, False):
+        step_replay.ENABLED = enabled
+        set_random_seed(3)
+        model = build()
+        for step, (x, y) in enumerate(x_and_ys):
+            if script is not None:
+                script(model, step)
+            model.train_on_batch(x, y)
+        out.append(model.get_weights())
+        if enabled:
+            replayer = model._step_replay
     step_replay.ENABLED = True
-    set_random_seed(3)
-    model = _sparse()
-    x, y = _data("sparse", 40)
-    reference = _sparse()
-    reference.set_weights(model.get_weights())
-    for step in range(9):
-        b = (4, 7)[step % 2]
-        labels = y[:b].astype((np.int64, np.int32)[step % 3 == 0])
-        model.train_on_batch(x[:b], labels)
-        step_replay.ENABLED = False
-        reference.train_on_batch(x[:b], labels)
-        step_replay.ENABLED = True
+    return out[0], out[1], replayer
+
+
+def _equal(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(a, b))
+
+
+def test_batch_shapes_and_dtypes_have_their_own_records():
+    x = np.random.default_rng(0).random((7, 2), dtype=np.float32)
+    labels = (x[:, :1] > 0.5).astype(np.int64)
+    batches = [(x[:(4, 7)[i % 2]], labels[:(4, 7)[i % 2]].astype((np.int64, np.float32)[i % 3 == 0]))
+               for i in range(12)]
+    on, off, _ = _pair(_xor, batches)
+    assert _equal(on, off)
+    step_replay.ENABLED = True
+    model = _xor()
+    for x_, y_ in batches:
+        model.train_on_batch(x_, y_)
     assert model._step_replay.replays > 0
-    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), reference.get_weights()))
+
+
+def test_one_array_given_twice_is_not_bound_to_one_input():
+    same = _data("regression", 8)[1]
+    on, off, _ = _pair(lambda: _mlp_same_shape(), [(same, same)] * 3 + [(same + 1, same)] * 2)
+    assert _equal(on, off)
+
+
+def _mlp_same_shape():
+    model = Sequential([Dense(2, input_shape=(2,))])
+    model.compile(loss="mse", optimizer="sgd")
+    return model
+
+
+def test_global_and_loss_settings_between_steps_are_seen():
+    from shenjing import backend
+
+    x, y = _data("xor", 4)
+    previous = backend.epsilon()
+
+    def script(model, step):
+        backend.set_epsilon(0.3 if step >= 3 else previous)
+        if step == 5:
+            model._compiled_losses[0].fn_kwargs["label_smoothing"] = 0.2
+        if step == 7:
+            model._compiled_losses[0].reduction = "sum"
+
+    def build():
+        model = Sequential([Dense(1, activation="hard_sigmoid", input_dim=2)])
+        model.compile(loss="binary_crossentropy", optimizer=SGD(learning_rate=0.1))
+        return model
+
+    try:
+        on, off, replayer = _pair(build, [(x, y)] * 10, script)
+    finally:
+        backend.set_epsilon(previous)
+    assert _equal(on, off)
+    assert replayer.replays > 0
+
+
+def test_a_model_with_records_copies_and_pickles():
+    import copy
+    import pickle
+
+    step_replay.ENABLED = True
+    model = _xor()
+    x, y = _data("xor", 4)
+    for _ in range(4):
+        model.train_on_batch(x, y)
+    clones = [copy.deepcopy(model), pickle.loads(pickle.dumps(model))]
+    for clone in clones:
+        assert clone._step_replay.replays == 0 and not clone._step_replay.plans
+    assert clones[0].train_on_batch(x, y) == clones[1].train_on_batch(x, y) == model.train_on_batch(x, y)
+
+
+def test_a_loss_that_is_not_a_scalar_keeps_its_error():
+    step_replay.ENABLED = True
+    model = Sequential([Dense(1, input_dim=2)])
+    model.compile(loss=losses.MeanSquaredError(reduction="none"), optimizer="sgd")
+    x, y = _data("xor", 4)
+    for _ in range(4):
+        with pytest.raises(RuntimeError, match="scalar"):
+            model.train_on_batch(x, y)
 
 
 def _conv():

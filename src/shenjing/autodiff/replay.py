@@ -15,12 +15,15 @@ tensor made by code that is not an op (a constant that may hold data), an array 
 the inputs, an op run under ``no_grad``.
 
 Every primitive op is wrapped by :func:`recorded`; outside a recording the wrapper only calls the op.
+A replay calls the op functions it recorded, as they were then: patching a module's op afterwards (a mock,
+a profiler's wrapper) does not reach a replayed computation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 
 from .. import backend as B
 from . import tensor as _tensor
@@ -34,13 +37,13 @@ class Unreplayable(Exception):
 
 
 class Recording:
-    """The top-level op calls of a computation: ``(op, args, kwargs, output, grad_enabled)`` each.
-
-    Ops that an op calls itself are part of it, not recorded."""
+    """The top-level op calls of a computation in one thread: ``(op, args, kwargs, output, grad_enabled)``
+    each. Ops that an op calls itself are part of it, not recorded; ops of other threads are not seen."""
 
     def __init__(self):
         self.calls = []
         self.depth = 0
+        self.thread = threading.get_ident()
 
 
 def recorded(op):
@@ -50,7 +53,7 @@ def recorded(op):
     @functools.wraps(op)
     def call(*args, **kwargs):
         rec = _recording
-        if rec is None or rec.depth:
+        if rec is None or rec.depth or rec.thread != threading.get_ident():
             return op(*args, **kwargs)
         rec.depth = 1
         try:
@@ -64,17 +67,36 @@ def recorded(op):
     return call
 
 
+_start_lock = threading.Lock()
+
+
+def start_recording():
+    """A new :class:`Recording` of this thread's op calls, or None when one is in progress already (one
+    at a time: the wrappers look in one place). End it with :func:`stop_recording`."""
+    global _recording
+    with _start_lock:
+        if _recording is not None:
+            return None
+        _recording = Recording()
+        return _recording
+
+
+def stop_recording(rec: Recording) -> None:
+    global _recording
+    if _recording is rec:
+        _recording = None
+
+
 @contextlib.contextmanager
 def recording():
     """Record the op calls made inside the block: ``with recording() as rec: ...``."""
-    global _recording
-    if _recording is not None:
+    rec = start_recording()
+    if rec is None:
         raise RuntimeError("recording(): a recording is already in progress")
-    rec = _recording = Recording()
     try:
         yield rec
     finally:
-        _recording = None
+        stop_recording(rec)
 
 
 class _Nested:
@@ -127,7 +149,9 @@ class Plan:
         self._steps = []    # (op, args, positions, kwargs, kw_positions, output slot or slots)
         slot_of = {}        # id of a recorded tensor or array -> slot
         keep = []           # per slot, the recorded object (keeps the ids above unique)
-        input_index = {id(a): i for i, a in enumerate(inputs)}
+        input_index = {id(a): i for i, a in enumerate(inputs) if a is not None}
+        if len(input_index) != sum(a is not None for a in inputs):
+            raise Unreplayable("one array is given as two inputs")
         variables = []
 
         def new_slot(obj, bound=None):
@@ -258,6 +282,10 @@ class Plan:
                     values[s] = t
         self._last = values
         return [None if s is None else values[s] for s in self._results]
+
+    def forget_run(self) -> None:
+        """Drop the last :meth:`run`'s tensors without a backward."""
+        self._last = None
 
     def backward(self, root: Tensor) -> None:
         """``root.backward()`` for the root returned by the last :meth:`run`, along the recorded walk."""

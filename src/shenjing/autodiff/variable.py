@@ -13,7 +13,7 @@ _structure_generation = [0]
 
 #: bumped whenever anything that may decide which ops a model's step runs changes: the structure above, any
 #: attribute of a layer (``Layer.__setattr__``), a variable's ``trainable``; a recorded training step
-#: (``models.replay``) is replayed only in the generation it was recorded in
+#: (``models.step_replay``) is replayed only in the generation it was recorded in
 graph_generation = [0]
 
 

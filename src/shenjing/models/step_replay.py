@@ -32,13 +32,15 @@ MAX_KEYS = 8
 """Records kept per model (batch shapes: a last, smaller batch of an epoch has its own)."""
 
 _AUDITED_LOSS_FUNCTIONS = frozenset({
-    losses.binary_crossentropy, losses.categorical_crossentropy, losses.sparse_categorical_crossentropy,
-    losses.mean_squared_error, losses.mean_absolute_error,
+    losses.binary_crossentropy, losses.categorical_crossentropy, losses.mean_squared_error,
+    losses.mean_absolute_error,
 })
+"""Loss functions whose ops depend on shapes and configuration alone (sparse_categorical_crossentropy checks
+its labels' values itself: it is not here)."""
 
 
-def _own_function(fn) -> bool:
-    return (getattr(fn, "__module__", None) or "").startswith("shenjing.")
+def _own_activation(fn) -> bool:
+    return getattr(fn, "__module__", None) in ("shenjing.activations", "shenjing.autodiff.nn")
 
 
 def _audited(model) -> bool:
@@ -47,7 +49,7 @@ def _audited(model) -> bool:
         if not replay.is_replay_safe(type(layer).call):
             return False
         activation = getattr(layer, "activation", None)
-        if activation is not None and not _own_function(activation):
+        if activation is not None and not _own_activation(activation):
             return False
     for loss in model._compiled_losses:
         if loss is None:
@@ -59,9 +61,9 @@ def _audited(model) -> bool:
 
 
 def _key(xs, ys) -> tuple:
-    """What a recorded step is valid for (beyond the model's generation): grad mode, the backend and float
-    type, and each input's and target's shape and dtype."""
-    key = [tensor._grad_enabled, B.xp, B.floatx()]
+    """What a recorded step is valid for (beyond the model's generation): grad mode, the backend, float
+    type and fuzz factor, and each input's and target's shape and dtype."""
+    key = [tensor._grad_enabled, B.xp.__name__, B.floatx(), B.epsilon()]
     for a in xs:
         key += (a.shape, a.dtype)
     for a in ys:
@@ -69,35 +71,53 @@ def _key(xs, ys) -> tuple:
     return tuple(key)
 
 
+def _loss_settings(model) -> list:
+    """What decides the ops of the model's compiled losses besides their functions (a Loss is not a layer:
+    setting these is not seen by ``graph_generation``)."""
+    return [None if loss is None else (loss.fn, loss.reduction, dict(loss.fn_kwargs))
+            for loss in model._compiled_losses]
+
+
 class StepReplay:
     """A model's recorded steps, one per key (see :func:`_key`): when to record, when to replay (one per
-    model, made on first use)."""
+    model, made on first use; a copy or a pickle of the model gets a fresh one)."""
 
     def __init__(self):
         self.generation = None  # the model generation the records below belong to
         self.plans = {}         # key -> (plan, how many of its results are the model's outputs)
         self.seen = set()       # keys met once, run the ordinary way
-        self.failures = 0
+        self.losses = None      # ``_loss_settings`` when the records were made
+        self.failures = 0       # recordings that could not be replayed, in this generation
         self.replays = 0        # steps replayed (for tests and curious users)
+
+    def __reduce__(self):
+        return StepReplay, ()
 
     def forward(self, model, xs, ys, sample_weight):
         """``(plan, outputs, total, per_output)`` for a step: ``plan`` None when the step ran the ordinary
         way (``total.backward()`` then applies), else the plan whose ``backward(total)`` to use."""
-        if not ENABLED or self.failures >= MAX_FAILED_RECORDINGS or \
+        if not ENABLED or not tensor._grad_enabled or \
                 sample_weight is not None and any(w is not None for w in sample_weight):
             return (None, *_ordinary(model, xs, ys, sample_weight))
-        key = _key(xs, ys)
-        if self.generation != graph_generation[0]:
+        if self.generation != graph_generation[0] or self.losses != _loss_settings(model):
             self.generation = graph_generation[0]
+            self.losses = _loss_settings(model)
             self.plans.clear()
             self.seen.clear()
+            self.failures = 0
+        if self.failures >= MAX_FAILED_RECORDINGS:
+            return (None, *_ordinary(model, xs, ys, sample_weight))
+        key = _key(xs, ys)
         recorded = self.plans.get(key)
         if recorded is not None:
             plan, n = recorded
             if plan.valid():
                 results = plan.run(xs + ys)
                 self.replays += 1
-                return plan, results[:n], results[n], results[n + 1:]
+                total = results[n]
+                if not total.requires_grad:
+                    plan.forget_run()
+                return plan, results[:n], total, results[n + 1:]
             del self.plans[key]
         if key not in self.seen:  # the first step of this shape may build the model and the optimizer
             if len(self.seen) >= MAX_KEYS:
@@ -107,11 +127,18 @@ class StepReplay:
         if not _audited(model):
             self.failures = MAX_FAILED_RECORDINGS
             return (None, *_ordinary(model, xs, ys, sample_weight))
-        with replay.recording() as rec:
+        rec = replay.start_recording()
+        if rec is None:  # another thread is recording
+            return (None, *_ordinary(model, xs, ys, sample_weight))
+        try:
             outputs, total, per_output = _ordinary(model, xs, ys, None)
+        finally:
+            replay.stop_recording(rec)
         try:
             if model.losses or any(o._keras_mask is not None for o in outputs):
                 raise replay.Unreplayable("regularization penalties or masks")
+            if total.data.size != 1:
+                raise replay.Unreplayable("a loss that is not a scalar")
             needed = [bool(per) for per in model._metrics_per_output] + [True] * (1 + len(per_output))
             plan = replay.Plan(rec, xs + ys, outputs + [total] + per_output, needed)
             if total.requires_grad:
