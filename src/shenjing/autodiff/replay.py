@@ -288,7 +288,9 @@ class Plan:
         self._last = None
 
     def backward(self, root: Tensor) -> None:
-        """``root.backward()`` for the root returned by the last :meth:`run`, along the recorded walk."""
+        """``root.backward()`` for the root returned by the last :meth:`run`, along the recorded walk: the walk
+        of ``Tensor.backward`` over a list indexed by slot (no sort, no dict), its leaves by the same rule
+        (``tensor.accumulate_leaf_gradient``)."""
         values, self._last = self._last, None
         if values is None or values[self._root] is not root:
             raise RuntimeError("Plan.backward(): the root is not the one the last run() returned")

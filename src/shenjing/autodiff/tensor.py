@@ -161,7 +161,31 @@ class Tensor:
                 raise ValueError(f"backward(): grad of shape {grad.shape} does not match the tensor's shape "
                                  f"{self.shape}")
 
-        backpropagate(self, grad, _topological_order(self), retain_graph)
+        order = _topological_order(self)
+        grads = {self: grad}  # keyed by node: a Tensor hashes (and compares) by identity
+        pop, get = grads.pop, grads.get
+        for node in reversed(order):
+            g = pop(node, None)
+            if g is None:
+                continue
+            backward_fn = node._backward
+            if backward_fn is None:
+                accumulate_leaf_gradient(node, g)
+                continue
+            parent_grads = backward_fn(g)
+            for parent, pg in zip(node._parents, parent_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                if pg.shape != parent.data.shape:
+                    raise RuntimeError(
+                        f"backward(): {getattr(backward_fn, '__qualname__', 'an op')} returned a gradient "
+                        f"of shape {pg.shape} for an input of shape {parent.data.shape}")
+                previous = get(parent)
+                grads[parent] = pg if previous is None else previous + pg
+            parent_grads = pg = previous = None  # hold no gradient beyond the dict (see the leaf case)
+            if not retain_graph:
+                node._parents = ()
+                node._backward = _released
 
     # --------------------------------------------------------------- operators
     def __add__(self, other):
@@ -261,38 +285,6 @@ class Tensor:
 
     def astype(self, dtype):
         return ops.cast(self, dtype)
-
-
-def backpropagate(root: Tensor, grad, order: list, retain_graph: bool = False) -> None:
-    """The engine of :meth:`Tensor.backward`: walk ``order`` (the nodes reachable from ``root``, parents
-    before children) from the end, starting with ``grad`` for ``root`` (1 when None), and accumulate
-    into the leaves' ``.grad``."""
-    if grad is None:
-        grad = B.xp.ones(root.data.shape, dtype=root.data.dtype)
-    grads = {root: grad}  # keyed by node: a Tensor hashes (and compares) by identity
-    pop, get = grads.pop, grads.get
-    for node in reversed(order):
-        g = pop(node, None)
-        if g is None:
-            continue
-        backward_fn = node._backward
-        if backward_fn is None:
-            accumulate_leaf_gradient(node, g)
-            continue
-        parent_grads = backward_fn(g)
-        for parent, pg in zip(node._parents, parent_grads):
-            if pg is None or not parent.requires_grad:
-                continue
-            if pg.shape != parent.data.shape:
-                raise RuntimeError(
-                    f"backward(): {getattr(backward_fn, '__qualname__', 'an op')} returned a gradient "
-                    f"of shape {pg.shape} for an input of shape {parent.data.shape}")
-            previous = get(parent)
-            grads[parent] = pg if previous is None else previous + pg
-        parent_grads = pg = previous = None  # hold no gradient beyond the dict (see the leaf case)
-        if not retain_graph:
-            node._parents = ()
-            node._backward = _released
 
 
 def accumulate_leaf_gradient(leaf: Tensor, g) -> None:
