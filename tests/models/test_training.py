@@ -225,6 +225,42 @@ def test_on_batch_short_path_gives_the_general_paths_results():
         np.testing.assert_array_equal(a, b)
 
 
+def test_on_batch_checks_the_values_of_every_batch_and_the_shapes_again_after_changes():
+    """The short path checks shapes once per kind of batch; values (finite, label ranges) every batch."""
+    from shenjing import losses
+
+    x = np.ones((4, 2), np.float32)
+    model = Sequential([layers.Dense(3, activation="softmax", input_shape=(2,))])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    labels = np.array([0, 1, 2, 0], np.float32)
+    model.train_on_batch(x, labels)
+    model.train_on_batch(x, labels)
+    with pytest.raises(ValueError, match="class label 3"):
+        model.train_on_batch(x, labels + 1)
+    with pytest.raises(ValueError, match="non-integer value 0.5"):
+        model.train_on_batch(x, labels + 0.5)
+    with pytest.raises(ValueError, match="NaN"):
+        model.train_on_batch(x, labels * np.nan)
+    model.compile("sgd", "categorical_crossentropy")  # a new loss: the target's shape is checked again
+    with pytest.raises(ValueError, match="integer class labels"):
+        model.train_on_batch(x, labels)
+    model.add(layers.Dense(2))  # a new output width: checked again
+    with pytest.raises(ValueError, match="one-hot width 3"):
+        model.train_on_batch(x, np.eye(3, dtype=np.float32)[[0, 1, 2, 0]])
+
+    class Counting(losses.MeanSquaredError):
+        calls = 0
+
+        def validate_targets(self, y_true, y_pred_shape):
+            Counting.calls += 1
+            super().validate_targets(y_true, y_pred_shape)
+
+    model.compile("sgd", Counting())
+    for _ in range(3):
+        model.train_on_batch(x, np.zeros((4, 2), np.float32))
+    assert Counting.calls == 3  # a loss's own validate_targets runs on every batch
+
+
 # ------------------------------------------------------------- penalties: the cached sources follow changes
 
 

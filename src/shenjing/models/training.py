@@ -15,6 +15,7 @@ from .. import losses as losses_module
 from .. import metrics as metrics_module
 from .. import optimizers as optimizers_module
 from ..autodiff import Tensor, no_grad, ops
+from ..autodiff.variable import graph_generation
 from ..callbacks import CallbackList
 from . import data_adapter as da
 from .step_replay import StepReplay
@@ -458,13 +459,30 @@ class Trainer:
         """``([x], [y])`` when ``x`` (and ``y``, unless None: a prediction) are one plain array each for a
         built model with one input (and one compiled output) and every check of :meth:`_prepare` and
         :meth:`_ensure_ready` passes -- the same checks, without their generality. None in any other
-        case: the caller then takes the general path, which raises the errors."""
+        case: the caller then takes the general path, which raises the errors.
+
+        The checks of shapes and dtypes are made once for a batch like the one before (same shapes and
+        dtypes, same model generation and loss); then only the checks that read the values run."""
         ndarray = B.xp.ndarray
         if type(x) is not ndarray or not self.built:
             return None
         if y is not None and (type(y) is not ndarray or not self.compiled or self._metrics_per_output is None
                               or len(self._compiled_losses) != 1):
             return None
+        loss = None if y is None else self._compiled_losses[0]
+        seen = (x.shape, x.dtype, None if y is None else (y.shape, y.dtype), graph_generation[0], B.floatx(),
+                id(loss), getattr(loss, "fn", None))
+        if self.__dict__.get("_checked_like") == seen:
+            if x.dtype.kind == "f" and not bool(B.xp.isfinite(x).all()):
+                return None
+            if y is None:
+                return [x], None
+            if loss is None:
+                if y.dtype.kind == "f" and not bool(B.xp.isfinite(y).all()):
+                    return None
+            elif not loss.target_values_pass(y, self._output_shapes_for([x])[0]):
+                return None
+            return [x], [y]
         input_shapes = self._input_shapes()
         if input_shapes is None or len(input_shapes) != 1:
             return None
@@ -481,12 +499,11 @@ class Trainer:
         shape = input_shapes[0]
         if shape is not None and (x.ndim != len(shape) or not da._dims_fit(shape, x.shape)):
             return None
-        if y is None:
-            return [x], None
-        loss = self._compiled_losses[0]
-        if loss is not None and hasattr(loss, "validate_targets"):
+        if loss is not None:
             loss.validate_targets(y, self._output_shapes_for([x])[0])
-        return [x], [y]
+        if loss is None or type(loss).validate_targets is losses_module.Loss.validate_targets:
+            object.__setattr__(self, "_checked_like", seen)  # (not a layer attribute: no new generation)
+        return [x], None if y is None else [y]
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, reset_metrics=True, return_dict=False):
         """One gradient step on one batch; returns the loss (and metrics) of that batch."""
