@@ -110,6 +110,52 @@ def test_fused_conv2d_activation_equals_conv_then_activation(case, activation, m
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+POOLED_CASES = [  # (name, x shape, kernel shape, conv kwargs, pool kwargs): fused (compiled columns) and the rest
+    ("fused", (3, 12, 12, 16), (3, 3, 16, 24), {"activation": "relu"}, {}),
+    ("fused-tanh-strided", (2, 13, 11, 8), (3, 3, 8, 10), {"activation": "tanh", "strides": 2},
+     {"pool_size": 3, "pool_strides": (2, 1)}),
+    ("fused-same-linear", (2, 9, 10, 6), (2, 3, 6, 9), {"padding": "same", "dilation_rate": 2}, {"pool_size": (2, 3)}),
+    ("narrow-input", (2, 10, 10, 2), (3, 3, 2, 16), {"activation": "relu"}, {}),
+    ("direct-few-filters", (2, 10, 10, 16), (3, 3, 16, 4), {"activation": "relu"}, {}),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (NaN and infinity in the input)
+@pytest.mark.parametrize("blocks", [None, 700], ids=["blocks", "small-blocks"])
+@pytest.mark.parametrize("case", POOLED_CASES, ids=[c[0] for c in POOLED_CASES])
+def test_conv2d_max_pool2d_is_the_two_ops_bit_for_bit(case, blocks, kernel_path, monkeypatch):
+    """Inference pools the convolution's output block by block where it can; the numbers are those of the
+    two ops (NaN and infinity included), on every path; with a gradient it is the two ops."""
+    name, xs, ks, kwargs, pool = case
+    if blocks is not None:
+        monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", blocks)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(xs).astype(np.float32)
+    x[0, 1, 2, 0], x[-1, -1, -1, -1] = np.nan, np.inf
+    k = rng.standard_normal(ks).astype(np.float32)
+    b = rng.standard_normal(ks[-1]).astype(np.float32)
+    pool_size, pool_strides = pool.get("pool_size", 2), pool.get("pool_strides")
+    two_ops = conv.max_pool2d(conv.conv2d(x, k, b, **kwargs), pool_size, pool_strides).data
+    pooling_op = conv.max_pool2d
+    pooled_apart = []
+    monkeypatch.setattr(conv, "max_pool2d", lambda *a: pooled_apart.append(1) or pooling_op(*a))
+    with no_grad():
+        fused = conv.conv2d_max_pool2d(x, k, b, **kwargs, pool_size=pool_size, pool_strides=pool_strides)
+    monkeypatch.setattr(conv, "max_pool2d", pooling_op)
+    assert bool(pooled_apart) != (name.startswith("fused") and kernel_path == "compiled")
+    assert fused.dtype == np.float32 and not fused.requires_grad
+    np.testing.assert_array_equal(fused.data, two_ops)
+    kt = Tensor(k.astype(np.float64), requires_grad=True)
+    bt = Tensor(b.astype(np.float64), requires_grad=True)
+    x64 = distinct(*xs)
+    out = conv.conv2d_max_pool2d(x64, kt, bt, **kwargs, pool_size=pool_size, pool_strides=pool_strides)
+    out.sum().backward()
+    kr, br = Tensor(kt.data, requires_grad=True), Tensor(bt.data, requires_grad=True)
+    conv.max_pool2d(conv.conv2d(x64, kr, br, **kwargs), pool_size, pool_strides).sum().backward()
+    np.testing.assert_array_equal(kt.grad, kr.grad)
+    np.testing.assert_array_equal(bt.grad, br.grad)
+
+
 def test_normalize_tuple_answers_from_its_table_only_for_ints():
     """Seen arguments come from a table; values equal to seen ones but of other types still raise."""
     assert conv.normalize_tuple((2, 3), 2, "strides") == (2, 3)

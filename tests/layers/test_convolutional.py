@@ -375,3 +375,53 @@ def test_bad_identifiers_name_the_layer_and_argument():
         DepthwiseConv2D(3, depthwise_initializer="nope", name="dw")
     with pytest.raises(ValueError, match=r"SeparableConv2D 'sep'.*'pointwise_regularizer'"):
         SeparableConv2D(2, 3, pointwise_regularizer="nope", name="sep")
+
+
+def _conv_pool_model(conv_kwargs=None, pool_kwargs=None, input_shape=(12, 12, 9)):
+    from shenjing.layers import MaxPooling2D
+
+    conv_kwargs = dict({"activation": "relu"}, **(conv_kwargs or {}))
+    return Sequential([Conv2D(10, 3, input_shape=input_shape, **conv_kwargs),
+                       MaxPooling2D(**(pool_kwargs or {})), Flatten(), Dense(3, activation="softmax")])
+
+
+def test_sequential_inference_pools_a_convolution_block_by_block_with_the_same_numbers(monkeypatch):
+    from shenjing.autodiff import conv as C
+    from shenjing.autodiff import no_grad
+
+    x = np.random.default_rng(0).standard_normal((40, 12, 12, 9)).astype(np.float32)
+    model = _conv_pool_model()
+    layer_by_layer = Tensor(x)
+    for layer in model.layers:  # (with a gradient recorded: the two ops)
+        layer_by_layer = layer(layer_by_layer)
+    fused = []
+    op = C.conv2d_max_pool2d
+    monkeypatch.setattr(C, "conv2d_max_pool2d", lambda *a, **k: fused.append(1) or op(*a, **k))
+    np.testing.assert_array_equal(model.predict(x, batch_size=40), layer_by_layer.data)
+    with no_grad():
+        np.testing.assert_array_equal(model(x).data, layer_by_layer.data)
+    assert len(fused) == 2
+    model.compile("sgd", "categorical_crossentropy")
+    model.fit(x, np.eye(3, dtype=np.float32)[np.arange(40) % 3], epochs=1, batch_size=20, verbose=0)
+    assert len(fused) == 2  # training: the layers one by one
+
+
+@pytest.mark.parametrize("conv_kwargs, pool_kwargs", [
+    ({"activity_regularizer": "l2"}, {}),  # the convolution's output is seen by its penalty
+    ({"data_format": "channels_first"}, {"data_format": "channels_first"}),
+    ({}, {"padding": "same"}),
+    ({"activation": "sigmoid"}, {}),  # not fused into the convolution
+], ids=["activity-regularizer", "channels-first", "same-pooling", "sigmoid"])
+def test_a_convolution_and_pooling_the_fused_op_does_not_cover_run_one_by_one(conv_kwargs, pool_kwargs):
+    from shenjing.autodiff import no_grad
+
+    shape = (9, 12, 12) if conv_kwargs.get("data_format") == "channels_first" else (12, 12, 9)
+    model = _conv_pool_model(conv_kwargs, pool_kwargs, shape)
+    x = Tensor(np.random.default_rng(1).standard_normal((2,) + shape).astype(np.float32))
+    conv, pool = model.layers[0], model.layers[1]
+    with no_grad():
+        assert conv._call_with_next(x, pool) is None
+        np.testing.assert_allclose(model(x).data, model.layers[3](model.layers[2](pool(conv(x)))).data, rtol=1e-6)
+    plain = _conv_pool_model()
+    assert plain.layers[0]._call_with_next(x if shape == (12, 12, 9) else Tensor(x.data.transpose(0, 2, 3, 1)),
+                                           plain.layers[1]) is None  # a gradient is recorded: no fusion

@@ -26,8 +26,9 @@ The pooling layers are importable from here too, as they were in Keras 1
 from __future__ import annotations
 
 from .. import activations, constraints, initializers, regularizers
+from ..autodiff import Tensor, ops
 from ..autodiff import conv as C
-from ..autodiff import ops
+from ..autodiff.tensor import is_grad_enabled
 from .base import _shape_str, add_activity_loss
 from .core import KernelLayer, rename_legacy_kwargs
 from .pooling import (
@@ -202,6 +203,29 @@ class Conv2D(_Conv):
         super().__init__(filters, kernel_size, strides=strides, padding=padding, data_format=data_format,
                          dilation_rate=dilation_rate, groups=groups, activation=activation, use_bias=use_bias,
                          **kwargs)
+
+    def _call_with_next(self, inputs, following):
+        """``following(self(inputs))`` in one op, or None where that does not apply (the caller then calls the
+        two layers). It applies in inference (no gradient recorded) when ``following`` is a 'valid'
+        MaxPooling2D, both channels last, and nothing else would see this layer's output (no activity
+        regularizer, no mask): :func:`~shenjing.autodiff.conv.conv2d_max_pool2d` pools each cache block of the
+        convolution's output as it is made (mnist_cnn's predict at batch 1000: its 147 MB convolution output
+        is never written)."""
+        if (not isinstance(following, MaxPooling2D) or type(following).call is not MaxPooling2D.call
+                or type(self).call is not Conv2D.call or type(self)._convolve is not Conv2D._convolve
+                or not (self.built and following.built) or type(inputs) is not Tensor
+                or inputs._keras_mask is not None or is_grad_enabled() and inputs.requires_grad
+                or self.groups != 1 or self.activity_regularizer is not None
+                or self._format != C.CHANNELS_LAST or following._format != C.CHANNELS_LAST
+                or following.padding != "valid" or inputs.data.dtype != self.kernel.data.dtype
+                or (self._fused_activation is None and self.activation is not activations.linear)):
+            return None
+        if is_grad_enabled() and any(v.requires_grad for v in self.weights):
+            return None
+        self._check_input(inputs)
+        return C.conv2d_max_pool2d(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
+                                   activation=self._fused_activation, pool_size=following.pool_size,
+                                   pool_strides=following.strides)
 
 
 class Conv1D(_Conv):

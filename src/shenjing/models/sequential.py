@@ -80,7 +80,18 @@ class Sequential(Model):
     @replay_safe
     def call(self, inputs, training=None):
         x = inputs
-        for layer in self._stack:
+        stack = self._stack
+        absorbed = False  # the layer before made this one's output too
+        for i, layer in enumerate(stack):
+            if absorbed:
+                absorbed = False
+                continue
+            with_next = getattr(layer, "_call_with_next", None) if i + 1 < len(stack) else None
+            if with_next is not None:  # (a Conv2D with its MaxPooling2D, in inference)
+                out = with_next(x, stack[i + 1])
+                if out is not None:
+                    x, absorbed = out, True
+                    continue
             x = layer(x, training=training)
         return x
 
