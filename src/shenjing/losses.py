@@ -533,22 +533,23 @@ class Loss:
 
     def target_values_pass(self, y, y_pred_shape) -> bool:
         """The checks of :meth:`validate_targets` that read ``y``'s values, for a target whose shape and dtype
-        passed it before against the same ``y_pred_shape`` (a batch like an earlier one): False when ``y``
-        holds NaN or infinity (the caller reports it), else True once the values pass; raises
-        validate_targets' errors. Binary targets need their range anyway: their min and max (NaN or
-        infinite exactly when a value is) are the finiteness check too."""
+        passed it before against the same output shape (a batch like an earlier one; ``y_pred_shape()``
+        gives it, called only when validate_targets must run): False when ``y`` holds NaN or infinity (the
+        caller reports it), else True once the values pass; raises validate_targets' errors. Binary targets
+        need their range anyway: their min and max (NaN or infinite exactly when a value is) are the
+        finiteness check too."""
         kind = _TARGET_KIND.get(getattr(self, "fn", None))
         if kind == "binary" and y.size:
             lo, hi = float(y.min()), float(y.max())
             if not (math.isfinite(lo) and math.isfinite(hi)):
                 return False
             if lo < 0 or hi > 1:
-                self.validate_targets(y, y_pred_shape)
+                self.validate_targets(y, y_pred_shape())
             return True
         if y.dtype.kind == "f" and not bool(B.xp.isfinite(y).all()):
             return False
         if kind == "sparse":
-            self.validate_targets(y, y_pred_shape)
+            self.validate_targets(y, y_pred_shape())
         return True
 
     def get_config(self) -> dict:

@@ -425,3 +425,22 @@ def test_a_convolution_and_pooling_the_fused_op_does_not_cover_run_one_by_one(co
     plain = _conv_pool_model()
     assert plain.layers[0]._call_with_next(x if shape == (12, 12, 9) else Tensor(x.data.transpose(0, 2, 3, 1)),
                                            plain.layers[1]) is None  # a gradient is recorded: no fusion
+
+
+def test_conv_pool_fusion_keeps_the_pooling_layers_checks_and_hooks():
+    from shenjing.layers import GlobalAveragePooling2D
+    from shenjing.layers import MaxPooling2D as Pool
+
+    model = Sequential([Conv2D(16, 3, input_shape=(None, None, 8)), Pool(2), GlobalAveragePooling2D()])
+    with pytest.raises(ValueError, match="pool size"):  # the convolution's 1x1 output is smaller than the pool
+        model.predict(np.ones((3, 3, 3, 8), np.float32))
+    seen = []
+
+    class LoggedPool(Pool):
+        def __call__(self, x, *args, **kwargs):
+            seen.append(1)
+            return super().__call__(x, *args, **kwargs)
+
+    logged = Sequential([Conv2D(16, 3, input_shape=(8, 8, 8)), LoggedPool(2)])
+    logged.predict(np.ones((2, 8, 8, 8), np.float32))
+    assert seen  # a layer that changes how it is called is called

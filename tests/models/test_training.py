@@ -260,6 +260,14 @@ def test_on_batch_checks_the_values_of_every_batch_and_the_shapes_again_after_ch
         model.train_on_batch(x, np.zeros((4, 2), np.float32))
     assert Counting.calls == 3  # a loss's own validate_targets runs on every batch
 
+    calls = []
+    loss = losses.MeanSquaredError()
+    loss.validate_targets = lambda y_true, y_pred_shape: calls.append(1)  # on the object: the same
+    model.compile("sgd", loss)
+    for _ in range(3):
+        model.train_on_batch(x, np.zeros((4, 2), np.float32))
+    assert len(calls) == 3
+
 
 # ------------------------------------------------------------- penalties: the cached sources follow changes
 

@@ -299,8 +299,10 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     dtype = xp.result_type(xpad.dtype, kernel.dtype)
     if max_pool is not None:
         assert not any(need), "conv: a pooled output has no backward"
-        if groups != 1 or cg <= NARROW_CHANNELS or xpad.dtype != dtype or f < POOL_KERNEL_CHANNELS or \
-                jit.kernels("conv", xpad) is None or (sh == sw == 1 and f <= DIRECT_FILTERS):
+        (pkh, pkw), _ = max_pool
+        if (n == 0 or ho < pkh or wo < pkw or groups != 1 or cg <= NARROW_CHANNELS or xpad.dtype != dtype
+                or f < POOL_KERNEL_CHANNELS or jit.kernels("conv", xpad) is None
+                or (sh == sw == 1 and f <= DIRECT_FILTERS)):
             out, _ = _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activation)
             return max_pool2d(Tensor(out), *max_pool).data, None
     if groups != 1:

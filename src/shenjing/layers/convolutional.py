@@ -29,7 +29,7 @@ from .. import activations, constraints, initializers, regularizers
 from ..autodiff import Tensor, ops
 from ..autodiff import conv as C
 from ..autodiff.tensor import is_grad_enabled
-from .base import _shape_str, add_activity_loss
+from .base import Layer, _shape_str, add_activity_loss
 from .core import KernelLayer, rename_legacy_kwargs
 from .pooling import (
     AveragePooling1D,
@@ -206,13 +206,18 @@ class Conv2D(_Conv):
 
     def _call_with_next(self, inputs, following):
         """``following(self(inputs))`` in one op, or None where that does not apply (the caller then calls the
-        two layers). It applies in inference (no gradient recorded) when ``following`` is a 'valid'
-        MaxPooling2D, both channels last, and nothing else would see this layer's output (no activity
+        two layers). It applies when no gradient is recorded through them (inference, or a frozen convolution
+        of an input that needs none), ``following`` is a 'valid' MaxPooling2D, both are channels last, neither
+        changes how a layer is called, and nothing else would see this layer's output (no activity
         regularizer, no mask): :func:`~shenjing.autodiff.conv.conv2d_max_pool2d` pools each cache block of the
         convolution's output as it is made (mnist_cnn's predict at batch 1000: its 147 MB convolution output
         is never written)."""
-        if (not isinstance(following, MaxPooling2D) or type(following).call is not MaxPooling2D.call
-                or type(self).call is not Conv2D.call or type(self)._convolve is not Conv2D._convolve
+        own, other = type(self), type(following)
+        if (not isinstance(following, MaxPooling2D) or other.call is not MaxPooling2D.call
+                or own.call is not Conv2D.call or own._convolve is not Conv2D._convolve
+                or own.__call__ is not Layer.__call__ or other.__call__ is not Layer.__call__
+                or own._check_input is not Conv2D._check_input or other._check_input is not MaxPooling2D._check_input
+                or own.compute_mask is not Layer.compute_mask or other.compute_mask is not Layer.compute_mask
                 or not (self.built and following.built) or type(inputs) is not Tensor
                 or inputs._keras_mask is not None or is_grad_enabled() and inputs.requires_grad
                 or self.groups != 1 or self.activity_regularizer is not None
@@ -223,6 +228,7 @@ class Conv2D(_Conv):
         if is_grad_enabled() and any(v.requires_grad for v in self.weights):
             return None
         self._check_input(inputs)
+        following._check_input_shape_once(self.compute_output_shape(tuple(inputs.shape)))  # (its _check_input)
         return C.conv2d_max_pool2d(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
                                    activation=self._fused_activation, pool_size=following.pool_size,
                                    pool_strides=following.strides)
