@@ -156,6 +156,12 @@ def test_conv2d_max_pool2d_is_the_two_ops_bit_for_bit(case, blocks, kernel_path,
     np.testing.assert_array_equal(bt.grad, br.grad)
 
 
+def test_conv2d_max_pool2d_gradients():
+    """With a gradient recorded the op is the two ops: central differences agree with its backward."""
+    fn = lambda x, k, b: conv.conv2d_max_pool2d(x, k, b, activation="tanh", pool_size=2)  # noqa: E731
+    assert_gradients(fn, distinct(2, 7, 7, 3), n(3, 3, 3, 4) * 0.3, n(4) * 0.1)
+
+
 def test_normalize_tuple_answers_from_its_table_only_for_ints():
     """Seen arguments come from a table; values equal to seen ones but of other types still raise."""
     assert conv.normalize_tuple((2, 3), 2, "strides") == (2, 3)
