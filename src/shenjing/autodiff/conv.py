@@ -297,11 +297,13 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     need_x, need_k, need_b = need
     act = nn.fused_activation(activation)
     dtype = xp.result_type(xpad.dtype, kernel.dtype)
-    if max_pool is not None:
+    narrow = cg <= NARROW_CHANNELS
+    # narrow convolutions copy whole rows in NumPy as fast as a compiled loop does (measured): no kernels
+    compiled = None if narrow or xpad.dtype != dtype else jit.kernels("conv", xpad)
+    if max_pool is not None:  # pooled block by block on the compiled column path; else the two ops
         assert not any(need), "conv: a pooled output has no backward"
-        (pkh, pkw), _ = max_pool
-        if (n == 0 or ho < pkh or wo < pkw or groups != 1 or cg <= NARROW_CHANNELS or xpad.dtype != dtype
-                or f < POOL_KERNEL_CHANNELS or jit.kernels("conv", xpad) is None
+        (pkh, pkw), (psh, psw) = max_pool
+        if (compiled is None or n == 0 or ho < pkh or wo < pkw or groups != 1 or f < POOL_KERNEL_CHANNELS
                 or (sh == sw == 1 and f <= DIRECT_FILTERS)):
             out, _ = _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activation)
             return max_pool2d(Tensor(out), *max_pool).data, None
@@ -317,9 +319,6 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
     step, parts = parallel.sample_blocks(n, pixels * k_size * dtype.itemsize)
-    narrow = cg <= NARROW_CHANNELS
-    # narrow convolutions copy whole rows in NumPy as fast as a compiled loop does (measured): no kernels
-    compiled = None if narrow or xpad.dtype != dtype else jit.kernels("conv", xpad)
     if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
     geometry = (kh, kw, sh, sw, dh, dw, ho, wo)
@@ -353,7 +352,6 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         return block
 
     if max_pool is not None:
-        (pkh, pkw), (psh, psw) = max_pool
         pooled = xp.empty((n, (ho - pkh) // psh + 1, (wo - pkw) // psw + 1, f), dtype=dtype)
     else:
         out = xp.empty((n, ho, wo, f), dtype=dtype)

@@ -219,14 +219,13 @@ class Conv2D(_Conv):
                 or own._check_input is not Conv2D._check_input or other._check_input is not MaxPooling2D._check_input
                 or own.compute_mask is not Layer.compute_mask or other.compute_mask is not Layer.compute_mask
                 or not (self.built and following.built) or type(inputs) is not Tensor
-                or inputs._keras_mask is not None or is_grad_enabled() and inputs.requires_grad
-                or self.groups != 1 or self.activity_regularizer is not None
+                or inputs._keras_mask is not None or self.groups != 1 or self.activity_regularizer is not None
                 or self._format != C.CHANNELS_LAST or following._format != C.CHANNELS_LAST
                 or following.padding != "valid" or inputs.data.dtype != self.kernel.data.dtype
                 or (self._fused_activation is None and self.activation is not activations.linear)):
             return None
-        if is_grad_enabled() and any(v.requires_grad for v in self.weights):
-            return None
+        if is_grad_enabled() and any(t is not None and t.requires_grad for t in (inputs, self.kernel, self.bias)):
+            return None  # (a graph: the layers one by one)
         self._check_input(inputs)
         following._check_input_shape_once(self.compute_output_shape(tuple(inputs.shape)))  # (its _check_input)
         return C.conv2d_max_pool2d(inputs, self.kernel, self.bias, self.strides, self.padding, self.dilation_rate,
