@@ -193,7 +193,8 @@ for axis in (0, 1, -1):
                                  ([(2, 3, 4), (1, 3, 4), (3, 3, 4)] if axis == 0 else
                                   [(2, 3, 4), (2, 1, 4), (2, 2, 4)] if axis == 1 else
                                   [(2, 3, 4), (2, 3, 1), (2, 3, 2)])])
-    case(f"stack-axis={axis}", lambda a, b, c, axis=axis: ops.stack([a, b, c], axis=axis), normal((2, 3), (2, 3), (2, 3)))
+    case(f"stack-axis={axis}", lambda a, b, c, axis=axis: ops.stack([a, b, c], axis=axis),
+         normal((2, 3), (2, 3), (2, 3)))
 case("concatenate-with-constant", lambda a: ops.concatenate([a, np.ones((1, 4))], axis=0), normal((3, 4)))
 case("stack-axis=2", lambda a, b: ops.stack([a, b], axis=2), normal((2, 3), (2, 3)))
 
@@ -209,7 +210,8 @@ case("pad-one-pair-for-all", lambda a: ops.pad(a, (1, 2)), normal((2, 3, 2)))
 case("pad-one-nested-pair-for-all", lambda a: ops.pad(a, [(2, 1)]), normal((2, 3)))
 
 case("dropout_mask_apply", lambda a: ops.dropout_mask_apply(a, np.array([[0.0, 2.0, 2.0, 0.0]] * 3)), normal((3, 4)))
-case("dropout_mask_apply-bool", lambda a: ops.dropout_mask_apply(a, np.arange(12).reshape(3, 4) % 3 == 0), normal((3, 4)))
+case("dropout_mask_apply-bool", lambda a: ops.dropout_mask_apply(a, np.arange(12).reshape(3, 4) % 3 == 0),
+     normal((3, 4)))
 
 # a fresh generator of one seed per call: every evaluation of the gradient check draws the same mask
 case("dropout", lambda a: ops.dropout(a, 0.4, np.random.default_rng(3)), normal((3, 5)))
@@ -354,7 +356,8 @@ def test_forward_shapes_match_numpy(rng):
     np.testing.assert_array_equal(ops.swapaxes(t, 0, 2).data, np.swapaxes(a, 0, 2))
     np.testing.assert_array_equal(ops.expand_dims(t, 1).data, a[:, None])
     np.testing.assert_array_equal(ops.squeeze(Tensor(a[:, :1]), 1).data, a[:, 0])
-    np.testing.assert_array_equal(ops.broadcast_to(Tensor(a[:, :1]), (2, 3, 4)).data, np.broadcast_to(a[:, :1], a.shape))
+    np.testing.assert_array_equal(ops.broadcast_to(Tensor(a[:, :1]), (2, 3, 4)).data,
+                                  np.broadcast_to(a[:, :1], a.shape))
     for index in GETITEM_INDICES.values():
         index = index.data if isinstance(index, Tensor) else index
         np.testing.assert_array_equal(ops.getitem(Tensor(a[0]), index).data, a[0][index])

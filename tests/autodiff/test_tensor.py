@@ -29,7 +29,7 @@ def test_chain_of_ten_thousand_ops():
 def test_chain_of_mixed_ops_and_fan_in():
     x = leaf([0.3, -0.2])
     y = x
-    for i in range(5_000):
+    for _ in range(5_000):
         y = nn.tanh(y) * 0.5 + x
     ops.sum(y).backward()
     # reference: the same recurrence differentiated forward by hand
@@ -240,7 +240,7 @@ def test_no_grad_nests_and_enable_grad_reopens():
 def test_no_grad_restores_on_exception():
     with pytest.raises(ZeroDivisionError):
         with no_grad():
-            1 / 0
+            1 / 0  # noqa: B018
     assert is_grad_enabled()
     with no_grad():
         with pytest.raises(KeyError):

@@ -154,7 +154,7 @@ def test_sequential_without_input_shape_is_built_on_first_data_then_summary_work
     model = Sequential([Dense(16, activation="relu"), Dense(3, activation="softmax")])
     assert not model.built
     with pytest.raises(AttributeError):
-        model.input_shape
+        model.input_shape  # noqa: B018
     model.compile(optimizer=Adam(learning_rate=0.05), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, labels, epochs=15, batch_size=16, verbose=0)
     assert history.history["accuracy"][-1] >= 0.95
@@ -237,7 +237,8 @@ def test_functional_two_inputs_two_outputs_loss_dict_loss_weights_and_per_output
     assert logs["flag_accuracy"] == pytest.approx(np.mean((p_flag[:, 0] > 0.5) == flag))
     assert logs["kind_accuracy"] == pytest.approx(np.mean(p_kind.argmax(-1) == kind))
     eps = 1e-7
-    bce = -np.mean(flag * np.log(np.clip(p_flag[:, 0], eps, 1)) + (1 - flag) * np.log(np.clip(1 - p_flag[:, 0], eps, 1)))
+    p = p_flag[:, 0]
+    bce = -np.mean(flag * np.log(np.clip(p, eps, 1)) + (1 - flag) * np.log(np.clip(1 - p, eps, 1)))
     assert logs["flag_loss"] == pytest.approx(bce, rel=1e-4)
 
 
