@@ -222,6 +222,75 @@ def test_compiled_sigmoid_cross_entropy_agrees_with_numpy(dtype, size, both_path
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4096, 65), (7, 10), (3, 1), (2, 3, 5), (1, 10)])
+def test_compiled_softmax_is_the_numpy_softmax_bit_for_bit(dtype, shape, both_paths):
+    """``softmax_shift`` and ``divide_rows`` around NumPy's exp and row sum: the same probabilities,
+    maxima and sums as the NumPy twin, NaN and infinities included."""
+    x = (np.random.default_rng(4).standard_normal(shape) * 5).astype(dtype)
+    flat = x.reshape(-1, shape[-1])
+    if flat.shape[0] >= 4 and shape[-1] >= 3:
+        flat[0, 1] = np.nan  # a NaN row stays NaN
+        flat[1, :2] = [np.inf, 1.0]  # an infinite logit: NaN (inf − inf), as NumPy gives it
+        flat[2, :] = -np.inf
+        flat[3, :3] = [2.0, 2.0, -0.0]  # ties
+    with np.errstate(invalid="ignore"):  # inf − inf in the NumPy twin's shift
+        (p_ref, m_ref, s_ref), (p, m, s) = both_paths(lambda: nn._softmax_parts(x, -1))
+    assert p.dtype == m.dtype == s.dtype == dtype
+    assert m.shape == s.shape == shape[:-1] + (1,)
+    for got, ref in ((p, p_ref), (m, m_ref), (s, s_ref)):
+        np.testing.assert_array_equal(got, ref)
+    finite = np.isfinite(x).all(axis=-1)
+    e = np.exp(x[finite] - x[finite].max(-1, keepdims=True))
+    np.testing.assert_allclose(p[finite], e / e.sum(-1, keepdims=True), rtol=1e-5 if dtype == "float32" else 1e-13)
+    if flat.shape[0] >= 4 and shape[-1] >= 3:
+        assert np.isnan(p.reshape(flat.shape)[:3]).all()
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4096, 65), (6, 4), (2, 3, 5)])
+def test_sparse_cross_entropy_with_and_without_probs_on_both_paths(dtype, shape, both_paths):
+    """The loss and its gradient bit for bit the same whether the softmax is passed in (``probs``, a
+    model's softmax output) or computed inside, and on both paths (``softmax_xent_grad``, labels that
+    wrap included)."""
+    rng = np.random.default_rng(5)
+    z0 = (rng.standard_normal(shape) * 3).astype(dtype)
+    labels = rng.integers(-shape[-1], shape[-1], shape[:-1])
+    g0 = rng.standard_normal(shape[:-1]).astype(dtype)
+
+    def run(with_probs):
+        z = Tensor(z0.copy(), requires_grad=True)
+        probs = nn.softmax(z) if with_probs else None
+        out = nn.softmax_cross_entropy(z, labels, probs=probs)
+        out.backward(g0)
+        return out.data, z.grad
+
+    results = [both_paths(lambda: run(False)), both_paths(lambda: run(True))]
+    (loss_ref, grad_ref) = results[0][0]
+    for loss, grad in (results[0][1], results[1][0], results[1][1]):
+        assert loss.dtype == grad.dtype == dtype
+        np.testing.assert_array_equal(loss, loss_ref)
+        np.testing.assert_array_equal(grad, grad_ref)
+    p = np.exp(z0 - z0.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    picked = np.take_along_axis(p, (labels % shape[-1])[..., None], -1)[..., 0]
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(loss_ref, -np.log(picked), **tol)
+    onehot = np.eye(shape[-1], dtype=dtype)[labels % shape[-1]]
+    np.testing.assert_allclose(grad_ref, (p - onehot) * g0[..., None], **tol)
+
+
+def test_cross_entropy_refuses_probs_that_are_not_the_logits_softmax():
+    z = Tensor(np.zeros((2, 3)))
+    for probs in (nn.softmax(Tensor(np.zeros((2, 3)))), nn.sigmoid(z), Tensor(np.full((2, 3), 1 / 3))):
+        with pytest.raises(ValueError, match="probs must be nn.softmax"):
+            nn.softmax_cross_entropy(z, np.array([0, 2]), probs=probs)
+    with pytest.raises(ValueError, match="probs must be nn.softmax"):
+        nn.softmax_cross_entropy(z, np.eye(3)[[0, 2]].T, axis=0, probs=nn.softmax(z))
+
+
+@needs_numba
 @pytest.mark.parametrize("channels,strides,dilation,padding", [
     (1, (1, 1), (1, 1), "valid"), (3, (2, 1), (1, 1), "same"), (2, (1, 1), (2, 2), "valid"),
     (4, (2, 2), (1, 2), "same")])

@@ -15,7 +15,8 @@ Probability-input cross-entropies clip to ``[epsilon, 1 - epsilon]``
 (``epsilon = backend.epsilon()``), as Keras does. When the probabilities come
 straight out of :func:`shenjing.autodiff.nn.softmax` / ``sigmoid`` (which tag
 their output with the logits), the cross-entropy is computed from the logits
-with the fused, stable op instead: exact, no clipping, and one node.
+with the fused, stable op instead: exact, no clipping, and one node (a softmax's
+probabilities, maximum and sum are reused, not computed again).
 """
 
 from __future__ import annotations
@@ -197,7 +198,7 @@ def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=
         k = ref.shape[axis]
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / k
     if z is not None:
-        return nn.softmax_cross_entropy(z, y_true, axis=axis)
+        return nn.softmax_cross_entropy(z, y_true, axis=axis, probs=None if from_logits else y_pred)
     p = ref / ops.sum(ref, axis=axis, keepdims=True)
     return -ops.sum(y_true * ops.log(_clip_probs(p)), axis=axis)
 
@@ -217,7 +218,7 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, axis=-1) 
     ref = z if z is not None else _pred_tensor(y_pred)
     labels = _sparse_labels("sparse_categorical_crossentropy", y_true, ref.shape)
     if z is not None:
-        return nn.softmax_cross_entropy(z, labels)
+        return nn.softmax_cross_entropy(z, labels, probs=None if from_logits else y_pred)
     p = ref / ops.sum(ref, axis=-1, keepdims=True)
     return -_gather_last(ops.log(_clip_probs(p)), labels)
 

@@ -86,6 +86,13 @@ case("softmax_cross_entropy-sparse-3d-axis1",
      lambda z: nn.softmax_cross_entropy(z, np.array([[0, 4, 1], [2, 2, 3]]), axis=1), normal((2, 5, 3)))
 case("softmax_cross_entropy-sparse-3d-last",
      lambda z: nn.softmax_cross_entropy(z, np.array([[0, 4], [2, 2]])), normal((2, 2, 5)))
+# with the softmax passed in (a model's softmax output): its maximum and sum are reused
+case("softmax_cross_entropy-sparse-probs",
+     lambda z: nn.softmax_cross_entropy(z, np.array([0, 4, 2, 2]), probs=nn.softmax(z)), normal((4, 5)))
+case("softmax_cross_entropy-sparse-3d-probs",
+     lambda z: nn.softmax_cross_entropy(z, np.array([[0, 4], [2, 2]]), probs=nn.softmax(z)), normal((2, 2, 5)))
+case("softmax_cross_entropy-dense-probs", lambda z, y: nn.softmax_cross_entropy(z, y, probs=nn.softmax(z)),
+     lambda rng: [rng.standard_normal((4, 5)), soft_labels((4, 5))(rng)])
 # binary cross-entropy from logits: gradient w.r.t. logits and labels, with broadcasting
 case("sigmoid_binary_cross_entropy", nn.sigmoid_binary_cross_entropy,
      lambda rng: [3 * rng.standard_normal((4, 3)), rng.uniform(0, 1, (4, 3))])
@@ -237,8 +244,11 @@ def test_bce_matches_the_probability_formula(rng):
 def test_logits_are_remembered_for_fused_losses():
     x = Tensor(np.zeros((2, 3)))
     assert nn.sigmoid(x)._made_by == ("sigmoid", x)
-    assert nn.softmax(x)._made_by == ("softmax", x)
-    assert nn.softmax(x, axis=1)._made_by == ("softmax", x)
+    for axis in (-1, 1):
+        tag = nn.softmax(x, axis=axis)._made_by
+        assert tag[:2] == ("softmax", x)  # then the maximum and the sum, kept for the cross-entropy
+        np.testing.assert_array_equal(tag[2], [[0.0], [0.0]])
+        np.testing.assert_array_equal(tag[3], [[3.0], [3.0]])
     assert nn.softmax(x, axis=0)._made_by is None
 
 

@@ -1,6 +1,7 @@
 """Compiled elementwise kernels: one pass over memory, one call. The NumPy twins are the fused
-activations (the relu with its bias add), the sigmoid and the sigmoid cross-entropy of
-``shenjing.autodiff.nn``, and ``ops.dropout``'s mask product.
+activations (the relu with its bias add), the sigmoid, the softmax's passes around its ``exp`` and the
+sigmoid and softmax cross-entropies' gradients of ``shenjing.autodiff.nn``, and ``ops.dropout``'s mask
+product.
 
 The kernels without a transcendental (bias + relu, the activation gradients, dropout) give NumPy's
 numbers bit for bit. Those with one (:func:`sigmoid`, :func:`sigmoid_bce`, :func:`sigmoid_bce_grad`)
@@ -84,6 +85,50 @@ def sigmoid_bce_grad(g, z, y, out):
         v = z1[k]
         e = np.exp(-abs(v))
         o1[k] = g1[k] * ((one / (one + e) if v >= 0 else e / (one + e)) - y1[k])
+
+
+@nb.njit(**_JIT)
+def softmax_shift(x, m, e):
+    """Per row of ``x`` (rows, width): its maximum into ``m`` (rows, 1) and x − max into ``e`` (rows,
+    width), the row read twice while it is in cache. As NumPy's ``max``: NaN propagates."""
+    n, w = x.shape
+    for r in range(n):
+        top = x[r, 0]
+        for j in range(1, w):
+            v = x[r, j]
+            if v > top or v != v:
+                top = v
+        m[r, 0] = top
+        for j in range(w):
+            e[r, j] = x[r, j] - top
+
+
+@nb.njit(**_JIT)
+def divide_rows(e, s):
+    """e /= s in place, for ``e`` (rows, width) and ``s`` (rows, 1)."""
+    n, w = e.shape
+    for r in range(n):
+        d = s[r, 0]
+        for j in range(w):
+            e[r, j] = e[r, j] / d
+
+
+@nb.njit(**_JIT)
+def softmax_xent_grad(p, labels, g, out):
+    """out = (p − onehot(labels)) · g per row: the gradient of the sparse softmax cross-entropy with
+    respect to the logits, from the softmax ``p`` (rows, width), ``labels`` (rows,) integers in
+    [−width, width) (negative ones wrap) and the loss's gradient ``g`` (rows,). ``out`` may be ``p``."""
+    n, w = p.shape
+    one = p.dtype.type(1)
+    for r in range(n):
+        k = labels[r]
+        if k < 0:
+            k += w
+        scale = g[r]
+        picked = (p[r, k] - one) * scale
+        for j in range(w):
+            out[r, j] = p[r, j] * scale
+        out[r, k] = picked
 
 
 @nb.njit(**_JIT)
