@@ -46,7 +46,7 @@ def kernel_calls(monkeypatch):
             return kernel(*args)
         return counted
 
-    for name in ("lstm_gates", "lstm_gates_backward"):
+    for name in ("lstm_gates", "lstm_gates_backward", "gather_add"):
         monkeypatch.setattr(module, name, counting(name, getattr(module, name)))
     return calls
 
@@ -127,6 +127,34 @@ def _everything(outs):
     return ops.concatenate([ops.reshape(o, (N, -1)) for o in outs], axis=1)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("variant", ["plain", "mask-go_backwards"])
+def test_a_lookups_projection_is_gathered_step_by_step_on_the_compiled_path(kernel_calls, dtype, variant):
+    """lstm_with_input of an embedding lookup: on the compiled path each step gathers the projected
+    table's rows into its gate rows (gather_add), on the NumPy path the whole sequence is gathered first;
+    the same outputs and gradients."""
+    rng = np.random.default_rng(11)
+    ids = rng.integers(0, 4, (N, T))
+    _, kernel, bias, h0, c0, recurrent = inputs(12)
+    arrays = [rng.normal(size=(4, F)), kernel, bias, h0, c0, recurrent]
+    weights = np.random.default_rng(8).normal(size=(N, T + 2, U)).astype(dtype)
+    results = []
+    for on in (False, True):
+        jit.set_enabled(on)
+        tensors = [Tensor(a.astype(dtype), requires_grad=True) for a in arrays]
+        outs = rnn.lstm_with_input(ops.take(tensors[0], ids), *tensors[1:], **VARIANTS[variant])
+        ops.sum(ops.mul(_lstm_packed(outs), weights)).backward()
+        results.append([o.numpy() for o in outs] + [t.grad for t in tensors])
+    assert kernel_calls == {"gather_add": T, "lstm_gates": T, "lstm_gates_backward": T}
+    for ours, ref in zip(results[1], results[0]):
+        assert ours.dtype == dtype
+        np.testing.assert_allclose(ours, ref, **TOL[dtype])
+
+
+def _lstm_packed(outs):
+    return ops.concatenate([outs[0], ops.expand_dims(outs[1], 1), ops.expand_dims(outs[2], 1)], axis=1)
+
+
 def test_other_activations_and_other_dtypes_take_the_numpy_path(kernel_calls):
     jit.set_enabled(True)
     rnn.lstm_with_input(*[Tensor(a) for a in inputs()], activation="relu")  # the generic path
@@ -161,6 +189,12 @@ def test_the_kernels_match_their_numpy_twins(dtype):
                 gh * tc * ((1 - o) * o)]
     np.testing.assert_allclose(d, np.concatenate(expected, axis=1), **TOL[dtype])
     np.testing.assert_allclose(gc_prev, dc * f, **TOL[dtype])
+    # a step's gathered input projection plus h·R, ids wrapping as NumPy's take's do
+    table, product = rng.normal(size=(3, 4 * u)).astype(dtype), rng.normal(size=(n, 4 * u)).astype(dtype)
+    ids = np.array([0, 2, -1, 1, -3])
+    out = np.empty_like(product)
+    kernels.gather_add(table, ids, product, out)
+    np.testing.assert_array_equal(out, np.take(table, ids, axis=0) + product)
 
 
 # ----------------------------------------------------------------------------------- the layer

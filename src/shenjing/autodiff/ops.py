@@ -409,13 +409,18 @@ def gathered_rows(x: Tensor, rows: int):
     return table, ids
 
 
-def project_rows(table, ids, kernel, bias=None):
-    """``(table @ kernel + bias)[ids]`` for arrays: the table's rows projected once, then gathered
-    (rows, out) for the flat ``ids`` (rows,)."""
+def projected_table(table, kernel, bias=None):
+    """``table @ kernel + bias`` for arrays: each row of an embedding table projected once."""
     projected = parallel.matmul(table, kernel)
     if bias is not None:
         projected += bias
-    return B.xp.take(projected, ids, axis=0)
+    return projected
+
+
+def project_rows(table, ids, kernel, bias=None):
+    """``(table @ kernel + bias)[ids]`` for arrays: the table's rows projected once, then gathered
+    (rows, out) for the flat ``ids`` (rows,)."""
+    return B.xp.take(projected_table(table, kernel, bias), ids, axis=0)
 
 
 def rows_projection_grads(table, ids, g, kernel, bias):

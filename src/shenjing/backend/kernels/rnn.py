@@ -49,6 +49,21 @@ def lstm_gates(a, c_prev, c_new):
 
 
 @nb.njit(**_JIT)
+def gather_add(table, ids, product, a):
+    """a[r] = table[ids[r]] + product[r] for every row r: a step's input projection gathered from a
+    projected embedding table (rows, width) by its ids (batch,) (negative ones wrap, as NumPy's
+    ``take``), plus its h·R ``product`` (batch, width), written into the step's gate rows ``a``."""
+    n, width = a.shape
+    rows = table.shape[0]
+    for r in range(n):
+        k = ids[r]
+        if k < 0:
+            k += rows
+        for j in range(width):
+            a[r, j] = table[k, j] + product[r, j]
+
+
+@nb.njit(**_JIT)
 def lstm_gates_backward(gh, gc, a, tc, c_prev, d, gc_prev):
     """The adjoint of one LSTM step's gate math (the recurrent matmul excluded).
 
