@@ -183,7 +183,9 @@ def test_the_kernels_match_their_numpy_twins(dtype):
     gh, gc = rng.normal(size=(n, u)).astype(dtype), rng.normal(size=(n, u)).astype(dtype)
     tc = np.tanh(c_new)
     d, gc_prev = np.empty_like(gates), gc.copy()
-    kernels.lstm_gates_backward(gh, gc_prev, gates, tc, c_prev, d, gc_prev)
+    g_out = rng.normal(size=(n, 3, u)).astype(dtype)  # the outputs' gradients, step 1 of 3 added in the kernel
+    kernels.lstm_gates_backward(gh, g_out, 1, gc_prev, gates, tc, c_prev, d, gc_prev)
+    gh = gh + g_out[:, 1]
     dc = gh * o * (1 - tc * tc) + gc
     expected = [dc * g * ((1 - i) * i), dc * c_prev * ((1 - f) * f), dc * i * ((1 - g) * g + (1 - g)),
                 gh * tc * ((1 - o) * o)]

@@ -518,20 +518,28 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
         dZ = xp.empty((t, n, width), dtype=dtype)
         RT = xp.ascontiguousarray(Rd.T)
         on = compiled is not None and jit.usable(A, gh, gc)  # g may have come in another dtype
+        # without a mask the kernel adds the step's output gradient itself (g_out[s] is g[:, s])
+        fold = on and plan.keep is None and jit.usable(A, g)
+        if on and not fold:
+            no_output_grad = xp.zeros((n, 1, u), dtype=dtype)
         if not on:
             dc = xp.empty((n, u), dtype=dtype)
             D = xp.empty((n, width), dtype=dtype)
             D2 = xp.empty((n, width), dtype=dtype)
         for s in reversed(range(t)):
             ix = plan.index[s]
-            gh += g_out[s]
+            if not fold:
+                gh += g_out[s]
             gh_new, gh_skip = plan.split_grad(gh, s)
             gc_new, gc_skip = plan.split_grad(gc, s)
             a = A[ix]
             tc = TC[s]
             d = dZ[ix]
             if on:
-                compiled.lstm_gates_backward(gh_new, gc_new, a, tc, C[s], d, gc)
+                if fold:
+                    compiled.lstm_gates_backward(gh_new, g, s, gc_new, a, tc, C[s], d, gc)
+                else:
+                    compiled.lstm_gates_backward(gh_new, no_output_grad, 0, gc_new, a, tc, C[s], d, gc)
             else:
                 xp.multiply(gh_new, tc, out=d[:, 3 * u:])  # o
                 xp.multiply(tc, tc, out=tmp)

@@ -64,25 +64,30 @@ def gather_add(table, ids, product, a):
 
 
 @nb.njit(**_JIT)
-def lstm_gates_backward(gh, gc, a, tc, c_prev, d, gc_prev):
+def lstm_gates_backward(gh, g_out, step, gc, a, tc, c_prev, d, gc_prev):
     """The adjoint of one LSTM step's gate math (the recurrent matmul excluded).
 
-    ``gh``, ``gc`` (batch, units): the gradients reaching the step's h and c; ``a`` (batch, 4·units):
-    its gates i, f, g, o; ``tc`` (batch, units): tanh(c_new); ``c_prev`` (batch, units): the cell
-    entering the step. Writes ``d`` (batch, 4·units), the gradient of the gate pre-activations
-    (σ' = (1 − σ)·σ, tanh' = 1 − g² = (1 − g)·g + (1 − g)), and ``gc_prev`` (batch, units), the
-    gradient of c_prev, dc·f (``gc_prev`` may be ``gc``).
+    ``gh`` + ``g_out[:, step]``, ``gc`` (batch, units): the gradients reaching the step's h and c
+    (``g_out`` (batch, steps, units): the gradients of the layer's outputs, added here instead of in a
+    pass of their own; a caller that has added them passes zeros); ``a`` (batch, 4·units): the step's
+    gates i, f, g, o; ``tc`` (batch, units): tanh(c_new); ``c_prev`` (batch, units): the cell entering
+    the step. Writes ``d`` (batch, 4·units), the gradient of the gate pre-activations (σ' = (1 − σ)·σ,
+    tanh' = 1 − g² = (1 − g)·g + (1 − g)), and ``gc_prev`` (batch, units), the gradient of c_prev,
+    dc·f (``gc_prev`` may be ``gc``).
     """
     n, width = a.shape
     u = width // 4
     one = a.dtype.type(1)
     a3, d3 = a.reshape(n, 4, u), d.reshape(n, 4, u)
+    h_grad = np.empty(u, a.dtype)  # dL/dh of one row
     dc = np.empty(u, a.dtype)  # dL/dc_new of one row
     for r in range(n):
         for j in range(u):
-            dc[j] = gh[r, j] * a3[r, 3, j] * (one - tc[r, j] * tc[r, j]) + gc[r, j]
+            h_grad[j] = gh[r, j] + g_out[r, step, j]
         for j in range(u):
-            d3[r, 3, j] = gh[r, j] * tc[r, j] * ((one - a3[r, 3, j]) * a3[r, 3, j])
+            dc[j] = h_grad[j] * a3[r, 3, j] * (one - tc[r, j] * tc[r, j]) + gc[r, j]
+        for j in range(u):
+            d3[r, 3, j] = h_grad[j] * tc[r, j] * ((one - a3[r, 3, j]) * a3[r, 3, j])
         for j in range(u):
             d3[r, 0, j] = dc[j] * a3[r, 2, j] * ((one - a3[r, 0, j]) * a3[r, 0, j])
         for j in range(u):
