@@ -241,6 +241,16 @@ def test_bce_matches_the_probability_formula(rng):
                                -(y * np.log(p) + (1 - y) * np.log(1 - p)), rtol=1e-12)
 
 
+def test_softmax_of_integers_and_of_a_scalar():
+    """Integer logits give float probabilities (and a float loss); a 0-d softmax is 1."""
+    p = nn.softmax(Tensor(np.array([[1, 2, 3]])))
+    assert p.dtype.kind == "f"
+    np.testing.assert_allclose(p.data, np.exp([[1, 2, 3]]) / np.exp([1, 2, 3]).sum(), rtol=1e-12)
+    loss = nn.softmax_cross_entropy(Tensor(np.array([[1, 2, 3]])), np.array([2]))
+    np.testing.assert_allclose(loss.data, [-np.log(p.data[0, 2])], rtol=1e-12)
+    assert nn.softmax(Tensor(np.float32(4.0))).data == 1.0
+
+
 def test_logits_are_remembered_for_fused_losses():
     x = Tensor(np.zeros((2, 3)))
     assert nn.sigmoid(x)._made_by == ("sigmoid", x)

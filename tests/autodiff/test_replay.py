@@ -82,3 +82,20 @@ def test_recordings_do_not_nest():
         with pytest.raises(RuntimeError, match="already"):
             with recording():
                 pass
+
+
+def test_a_cross_entropy_reusing_the_softmax_of_an_input_array_replays():
+    """nn.softmax wraps an input array in a Tensor of its own; the loss that reuses its output (``probs``)
+    meets a new wrapper of the new array on replay, and still takes the softmax's maximum and sum."""
+    from shenjing import losses
+
+    x0, y = np.random.default_rng(2).standard_normal((4, 5)), np.array([0, 3, 3, 1])
+    x1 = np.random.default_rng(3).standard_normal((4, 5))
+    with recording() as rec:
+        out = ops.mean(losses.sparse_categorical_crossentropy(y, nn.softmax(x0)))
+    plan = Plan(rec, [x0, y], [out])
+    (replayed,) = plan.run([x1, y])
+    shifted = x1 - x1.max(-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    np.testing.assert_allclose(replayed.data, -log_p[np.arange(4), y].mean(), rtol=1e-12)
+

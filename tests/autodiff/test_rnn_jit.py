@@ -134,7 +134,7 @@ def test_a_lookups_projection_is_gathered_step_by_step_on_the_compiled_path(kern
     table's rows into its gate rows (gather_add), on the NumPy path the whole sequence is gathered first;
     the same outputs and gradients."""
     rng = np.random.default_rng(11)
-    ids = rng.integers(0, 4, (N, T))
+    ids = rng.integers(0, 4, (N, T)).astype(np.uint64)  # unsigned ids: the kernel gets them as signed
     _, kernel, bias, h0, c0, recurrent = inputs(12)
     arrays = [rng.normal(size=(4, F)), kernel, bias, h0, c0, recurrent]
     weights = np.random.default_rng(8).normal(size=(N, T + 2, U)).astype(dtype)

@@ -14,9 +14,11 @@ sigmoid columns of the weights halved one tanh covers the four gates of a step, 
 whole-row passes; every step works in place on full (batch, 4·units) rows of preallocated buffers,
 and the backward computes the gate derivatives from the stored gates (σ' = σ(1 − σ), tanh' = 1 − g²).
 With the compiled path on (:mod:`shenjing.backend.jit`), the elementwise gate math of a step after
-its tanh (five NumPy ufuncs), and all of it in the backward (fifteen), is one pass of a numba kernel
-(:mod:`shenjing.backend.kernels.rnn`); the kernels do the same operations in the same order, so both
-paths give the same numbers. (The tanh itself stays with NumPy, whose SIMD tanh is far faster.)
+its tanh (five NumPy ufuncs), and all of it in the backward (fifteen, and the addition of the step's
+output gradient), is one pass of a numba kernel (:mod:`shenjing.backend.kernels.rnn`), and so is the
+gathering of an embedding's projected rows into a step's gates; the kernels do the same operations in
+the same order, so both paths give the same numbers. (The tanh itself stays with NumPy, whose SIMD
+tanh is far faster.)
 
 Conventions (Keras's):
 
@@ -370,7 +372,7 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     table, ids = ops.gathered_rows(x, t * n)
     rows = None
     if table is not None:  # project the table's rows, then gather them in time-major order
-        ids = xp.ascontiguousarray(ids.T)
+        ids = xp.ascontiguousarray(ids.T, dtype=xp.intp)  # (unsigned ids would widen to floats in a kernel)
         projected = ops.projected_table(table.data, W[:features], None if bias is None else W[features])
         if fast and jit.kernels("rnn", projected) is not None:  # gathered step by step, into the gates' rows
             P, rows = None, (projected, ids)

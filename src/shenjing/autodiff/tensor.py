@@ -77,8 +77,9 @@ class Tensor:
     gradient of the differentiated scalar with respect to this tensor, same
     shape as ``data`` (leaves only). ``requires_grad``: whether gradients flow
     to it. ``_made_by``: None, or how an op made this output, for a consumer
-    that fuses with it: ``("softmax", z)`` / ``("sigmoid", z)`` (the losses
-    then start from the logits ``z``), ``("rows", table, ids, table's array)``
+    that fuses with it: ``("softmax", z, max, sum)`` / ``("sigmoid", z)`` (the
+    losses then start from the logits ``z``; a softmax's row maximum and sum
+    are reused), ``("rows", table, ids, table's array)``
     (an embedding lookup ``table[ids]``: a projection of it can project the
     table instead, see ``ops.gathered_rows``).
     """

@@ -4,9 +4,10 @@ Per time step the NumPy path runs about five ufuncs over (batch, 4·units) and (
 after the step's tanh, and fifteen in the backward, each one pass over memory with its own call.
 These kernels do that elementwise work in one pass over the step's rows. The transcendental stays
 with NumPy: its tanh is SIMD-vectorised (numba's, a scalar libm call per element, is some fifty times
-slower on float32), so a forward step is matmul, add, NumPy tanh over the four gates,
-:func:`lstm_gates`, NumPy tanh over the cell, one multiply; the backward needs no transcendental
-(:func:`lstm_gates_backward` takes the derivatives from the stored gates and tanh(c)).
+slower on float32), so a forward step is matmul, add (:func:`gather_add` when the inputs are an
+embedding's rows), NumPy tanh over the four gates, :func:`lstm_gates`, NumPy tanh over the cell, one
+multiply; the backward needs no transcendental (:func:`lstm_gates_backward` takes the derivatives from
+the stored gates and tanh(c), and adds the step's output gradient itself).
 
 Each kernel does its NumPy twin's operations in the same order and precision (constants of the
 arrays' dtype, no fused multiply-adds), so both paths give the same numbers. Layout, measured: per
