@@ -40,10 +40,16 @@ def parse(argv=None):
                    help="threads for both frameworks (default: all cores, %(default)s)")
     p.add_argument("--target", type=float, default=None,
                    help="seconds per timed repeat (default 1.0; 0.03 with --quick)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run each workload's pair of workers this many times, alternating which framework goes "
+                        "first; each metric is the median over the rounds (default 1): a drift of the machine's "
+                        "speed then reaches both frameworks alike")
     p.add_argument("--mem-steps", type=int, default=None, help="W4 training steps before reading the peak "
                                                                "memory (default 20; 2 with --quick)")
     p.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"), help="markdown file to (over)write")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     args.repeats = args.repeats or (2 if args.quick else 5)
     args.target = args.target or (0.03 if args.quick else 1.0)
     args.mem_steps = args.mem_steps or (2 if args.quick else 20)
@@ -98,6 +104,35 @@ def import_times(args) -> dict:
     return out
 
 
+def merge_rounds(rounds: list) -> dict:
+    """One result from a workload's rounds in one framework: each metric the median over the rounds that
+    gave it, the repeats of every round (so ± spans them all; a round's repeat seconds rescaled to the
+    first round's batches per repeat), the other fields from the first round."""
+    ok = [r for r in rounds if "error" not in r]
+    if len(ok) <= 1:
+        return (ok or rounds)[0]
+    merged = dict(ok[0])
+    merged["metrics"] = {key: statistics.median([r["metrics"][key] for r in ok if key in r.get("metrics", {})])
+                         for key in ok[0].get("metrics", {})}
+    details = {}
+    for key, first in (ok[0].get("details") or {}).items():
+        entry = dict(first) if isinstance(first, dict) else first
+        if isinstance(entry, dict):
+            for name, values in first.items():
+                if name.startswith("repeat ") and isinstance(values, list):
+                    pooled = []
+                    for r in ok:
+                        d = (r.get("details") or {}).get(key) or {}
+                        scale = first["batches per repeat"] / d["batches per repeat"] \
+                            if name == "repeat seconds" and d.get("batches per repeat") else 1
+                        pooled += [v * scale for v in d.get(name, [])]
+                    entry[name] = pooled
+        details[key] = entry
+    merged["details"] = details
+    merged["wall_s"] = sum(r.get("wall_s", 0) for r in rounds)
+    return merged
+
+
 # ------------------------------------------------------------------------------------ formatting
 
 def fmt(value, unit="") -> str:
@@ -141,8 +176,10 @@ def report(args, info, results, imports, memory) -> str:
     lines = ["# shenjing vs PyTorch", ""]
     mode = "QUICK smoke test (tiny repeats: numbers are NOT meaningful)" if args.quick else "full run"
     command = " ".join(["python3 bench/run.py"] + sys.argv[1:])
+    rounds = (f" in each of {args.rounds} rounds (the frameworks' workers alternating; each metric the median "
+              f"over the rounds)") if args.rounds > 1 else ""
     lines += [f"`{command}` — {mode}; "
-              f"median of {args.repeats} repeats of ≈{args.target:g} s each after warm-up; "
+              f"median of {args.repeats} repeats of ≈{args.target:g} s each after warm-up{rounds}; "
               f"{args.threads} thread(s) for both frameworks.", ""]
     lines += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items()] + [""]
 
@@ -259,12 +296,16 @@ def main(argv=None) -> int:
     for wl in W.WORKLOADS:
         if wl not in args.selected:
             continue
+        runs = {fw: [] for fw in frameworks}
+        for round_ in range(args.rounds):
+            for fw in frameworks if round_ % 2 == 0 else frameworks[::-1]:
+                r = worker(args, "time", wl, fw)
+                runs[fw].append(r)
+                shown = {k: round(v, 2) for k, v in (r.get("metrics") or {}).items()}
+                print(f"[{time.perf_counter() - t_start:6.1f}s] {wl} {fw:8s} {shown or r.get('error')}",
+                      file=sys.stderr, flush=True)
         for fw in frameworks:
-            r = worker(args, "time", wl, fw)
-            results[(wl, fw)] = r
-            shown = {k: round(v, 2) for k, v in (r.get("metrics") or {}).items()}
-            print(f"[{time.perf_counter() - t_start:6.1f}s] {wl} {fw:8s} {shown or r.get('error')}", file=sys.stderr,
-                  flush=True)
+            results[(wl, fw)] = merge_rounds(runs[fw])
     imports = import_times(args) if "IMPORT" in args.selected else None
     memory = {}
     if "MEMORY" in args.selected:
