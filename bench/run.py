@@ -114,23 +114,27 @@ def merge_rounds(rounds: list) -> dict:
     merged = dict(ok[0])
     merged["metrics"] = {key: statistics.median([r["metrics"][key] for r in ok if key in r.get("metrics", {})])
                          for key in ok[0].get("metrics", {})}
-    details = {}
-    for key, first in (ok[0].get("details") or {}).items():
-        entry = dict(first) if isinstance(first, dict) else first
-        if isinstance(entry, dict):
-            for name, values in first.items():
-                if name.startswith("repeat ") and isinstance(values, list):
-                    pooled = []
-                    for r in ok:
-                        d = (r.get("details") or {}).get(key) or {}
-                        scale = first["batches per repeat"] / d["batches per repeat"] \
-                            if name == "repeat seconds" and d.get("batches per repeat") else 1
-                        pooled += [v * scale for v in d.get(name, [])]
-                    entry[name] = pooled
-        details[key] = entry
+    details = dict(ok[0].get("details") or {})
+    for key, first in details.items():
+        if isinstance(first, dict):
+            details[key] = {name: _pooled_repeats(ok, key, name) if name.startswith("repeat ") else value
+                            for name, value in first.items()}
     merged["details"] = details
     merged["wall_s"] = sum(r.get("wall_s", 0) for r in rounds)
     return merged
+
+
+def _pooled_repeats(results: list, key: str, name: str) -> list:
+    """The repeat values ``name`` of detail ``key`` from every result, repeat seconds rescaled to the first
+    result's batches per repeat (the rounds may time different numbers of batches)."""
+    first = results[0]["details"][key]
+    pooled = []
+    for r in results:
+        d = (r.get("details") or {}).get(key) or {}
+        scale = first["batches per repeat"] / d["batches per repeat"] \
+            if name == "repeat seconds" and d.get("batches per repeat") else 1
+        pooled += [v * scale for v in d.get(name, [])]
+    return pooled
 
 
 # ------------------------------------------------------------------------------------ formatting
