@@ -814,3 +814,70 @@ def test_direct_conv1d_agrees_with_the_columns(data_format, kernel_path, monkeyp
     monkeypatch.setattr(conv, "DIRECT_FILTERS", 8)
     for got, want in zip(run(), columns):
         np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+MICRO_CASES = [
+    # (id, x shape NHWC, kernel shape, kwargs): float32, filters a multiple of 16
+    ("valid", (3, 7, 8, 5), (3, 3, 5, 64), {}),
+    ("same-s2", (3, 7, 8, 3), (3, 2, 3, 16), {"padding": "same", "strides": 2}),
+    ("dilated", (2, 9, 8, 4), (2, 3, 4, 48), {"dilation_rate": (2, 2)}),
+    ("dilated-rows", (2, 9, 8, 4), (3, 2, 4, 32), {"dilation_rate": (2, 1), "padding": ((1, 0), (0, 2))}),
+    ("one-channel", (2, 9, 10, 1), (3, 3, 1, 80), {}),
+    ("wide", (2, 5, 6, 7), (2, 2, 7, 144), {"padding": "same"}),
+    ("channels-first", (2, 6, 7, 3), (3, 3, 3, 32), {"data_format": "channels_first"}),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (NaN and infinity in the input)
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)  # llvmlite comes with numba
+@pytest.mark.parametrize("activation", [None, "relu", "tanh"])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("case", MICRO_CASES, ids=[c[0] for c in MICRO_CASES])
+def test_register_blocked_and_column_convolutions_agree(case, activation, with_bias, kernel_path, monkeypatch):
+    """float32 convolutions with a multiple of 16 filters run the register-blocked kernel
+    (``kernels.microkernel``, forced on where the CPU lacks AVX-512: slower there, not wrong): the
+    output of the column path (NaN and infinity where it has them), the same gradients, in blocks of one
+    sample on two threads; and the fused convolution + max pooling of inference pools the same values."""
+    from shenjing.backend import jit, parallel
+
+    module = jit.kernels("microkernel")
+    monkeypatch.setitem(module._state, "suited", True)
+    calls = []
+    kernel = module.conv_forward
+    monkeypatch.setattr(module, "conv_forward", lambda *a: (calls.append(1), kernel(*a))[1])
+    _, xs, ks, kwargs = case
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(xs).astype(np.float32)
+    x[0, 1, 2, 0], x[-1, -1, -1, -1] = np.nan, np.inf
+    if kwargs.get("data_format") == "channels_first":
+        x = nchw(x)
+    k, b = rng.standard_normal(ks).astype(np.float32), rng.standard_normal(ks[-1]).astype(np.float32)
+    out_shape = conv.conv2d(x, k, b, **kwargs).shape
+    g = rng.standard_normal(out_shape).astype(np.float32)
+
+    def run():
+        xt, kt = Tensor(x.copy(), requires_grad=True), Tensor(k.copy(), requires_grad=True)
+        bt = Tensor(b.copy(), requires_grad=True) if with_bias else None
+        out = conv.conv2d(xt, kt, bt, activation=activation, **kwargs)
+        out.backward(g)
+        pooled = []
+        if "data_format" not in kwargs:  # (the fused op takes channels-last input)
+            with no_grad():
+                pooled = [conv.conv2d_max_pool2d(x, k, bt, activation=activation, **kwargs).data]
+        return [out.data, *pooled, xt.grad, kt.grad] + ([bt.grad] if with_bias else [])
+
+    plan = conv._microkernel_plan
+    monkeypatch.setattr(conv, "_microkernel_plan", lambda *a: None)
+    calls.clear()
+    columns = run()
+    monkeypatch.setattr(conv, "_microkernel_plan", plan)
+    assert not calls
+    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)  # one sample per block
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    got = run()
+    assert len(calls) == (1 if "data_format" in kwargs else 2) * len(x)  # a call per sample and output
+    for a, want in zip(got, columns):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(want))
+        np.testing.assert_allclose(a, want, rtol=2e-5, atol=2e-5)

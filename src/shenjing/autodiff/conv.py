@@ -318,6 +318,9 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     taps, k_size = kh * kw, kh * kw * cg
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
+    micro = _microkernel_plan(xpad, kernel, bias, strides, dilation, (ho, wo))
+    if micro is not None:
+        xpad = micro[1]
     step, parts = parallel.sample_blocks(n, pixels * k_size * dtype.itemsize)
     if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
@@ -357,15 +360,22 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         out = xp.empty((n, ho, wo, f), dtype=dtype)
 
     def forward_part(part):
-        cols = new_columns()
+        cols = new_columns() if micro is None else None
         block = xp.empty((step, ho, wo, f), dtype=dtype) if max_pool is not None else None
         for start, stop in part:
             rows = (out[start:stop] if block is None else block[:stop - start]).reshape(-1, f)
-            xp.matmul(fill_columns(cols, start, stop), k_mat, out=rows)
-            if act is not None:
-                act[0](rows, bias)
-            elif bias is not None:
-                nn.add_bias(rows, bias)
+            if micro is not None:  # the bias and a relu added by the kernel
+                kernels, xpad_c, offsets, k_c, bias_c = micro
+                kernels.conv_forward(xpad_c[start:stop], *offsets, k_c, bias_c, activation == "relu",
+                                     rows.reshape(stop - start, pixels, f))
+                if act is not None and activation != "relu":
+                    act[0](rows)
+            else:
+                xp.matmul(fill_columns(cols, start, stop), k_mat, out=rows)
+                if act is not None:
+                    act[0](rows, bias)
+                elif bias is not None:
+                    nn.add_bias(rows, bias)
             if block is not None:
                 compiled.max_pool(block[:stop - start], pkh, pkw, psh, psw, pooled[start:stop])
 
@@ -447,6 +457,39 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         return dx, (dk.reshape(kernel.shape) if need_k else None), db
 
     return out, backward
+
+
+def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
+    """The arguments of ``microkernel.conv_forward`` for this (ungrouped) convolution — (kernels,
+    contiguous input, (pixel offsets, segment offsets, segment length), contiguous kernel matrix,
+    bias) — when the register-blocked kernel serves it: the compiled path on, float32, a multiple of
+    ``microkernel.LANES`` filters, an AVX-512 CPU. Else None (the column path)."""
+    xp = B.xp
+    kh, kw, c, f = kernel.shape
+    if xpad.dtype != xp.float32 or kernel.dtype != xp.float32 or (bias is not None and bias.dtype != xp.float32):
+        return None
+    kernels = jit.kernels("microkernel", xp.empty(1, dtype=xp.float32))
+    if kernels is None or f % kernels.LANES or not kernels.suited():
+        return None
+    _, hp, wp, _ = xpad.shape
+    key = (wp, c, kh, kw, strides, dilation, out_hw)
+    offsets = _micro_offsets.get(key)
+    if offsets is None:
+        (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+        pixel_offsets = ((xp.arange(ho)[:, None] * (sh * wp) + xp.arange(wo)[None, :] * sw) * c).ravel()
+        if dw == 1:  # a kernel row's taps read kw·C contiguous values
+            segments, seg_len = xp.arange(kh) * (dh * wp * c), kw * c
+        else:
+            segments, seg_len = ((xp.arange(kh)[:, None] * (dh * wp) + xp.arange(kw)[None, :] * dw) * c).ravel(), c
+        offsets = (pixel_offsets.astype(xp.int64), segments.astype(xp.int64), seg_len)
+        if len(_micro_offsets) >= 64:
+            _micro_offsets.clear()
+        _micro_offsets[key] = offsets
+    bias = xp.zeros(f, dtype=xp.float32) if bias is None else xp.ascontiguousarray(bias)
+    return kernels, xp.ascontiguousarray(xpad), offsets, xp.ascontiguousarray(kernel.reshape(-1, f)), bias
+
+
+_micro_offsets: dict = {}  # (padded width, channels, kernel size, strides, dilation, output size) -> offsets
 
 
 def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, act, code, x_shape, pads):
