@@ -825,6 +825,10 @@ MICRO_CASES = [
     ("one-channel", (2, 9, 10, 1), (3, 3, 1, 80), {}),
     ("wide", (2, 5, 6, 7), (2, 2, 7, 144), {"padding": "same"}),
     ("channels-first", (2, 6, 7, 3), (3, 3, 3, 32), {"data_format": "channels_first"}),
+    ("16-channels", (3, 6, 7, 16), (3, 2, 16, 32), {}),
+    ("32-channels-same", (2, 5, 6, 32), (3, 3, 32, 16), {"padding": "same"}),
+    ("32-channels-explicit", (2, 5, 6, 32), (2, 3, 32, 16), {"padding": ((1, 0), (2, 1))}),
+    ("32-channels-first", (2, 5, 6, 32), (3, 3, 32, 64), {"padding": "same", "data_format": "channels_first"}),
 ]
 
 
@@ -835,16 +839,18 @@ MICRO_CASES = [
 @pytest.mark.parametrize("case", MICRO_CASES, ids=[c[0] for c in MICRO_CASES])
 def test_register_blocked_and_column_convolutions_agree(case, activation, with_bias, kernel_path, monkeypatch):
     """float32 convolutions with a multiple of 16 filters run the register-blocked kernel
-    (``kernels.microkernel``, forced on where the CPU lacks AVX-512: slower there, not wrong): the
-    output of the column path (NaN and infinity where it has them), the same gradients, in blocks of one
-    sample on two threads; and the fused convolution + max pooling of inference pools the same values."""
+    (``kernels.microkernel``, forced on where the CPU lacks AVX-512: slower there, not wrong) for the
+    output, for the kernel gradient of more than NARROW_CHANNELS channels, and for the input gradient
+    with stride 1, no dilation and a multiple of 16 channels: the numbers of the column path (NaN and
+    infinity where it has them), in blocks of one sample on two threads; the fused convolution + max
+    pooling of inference pools the same values."""
     from shenjing.backend import jit, parallel
 
     module = jit.kernels("microkernel")
     monkeypatch.setitem(module._state, "suited", True)
     calls = []
-    kernel = module.conv_forward
-    monkeypatch.setattr(module, "conv_forward", lambda *a: (calls.append(1), kernel(*a))[1])
+    kernel = module.window_product
+    monkeypatch.setattr(module, "window_product", lambda *a, **k: (calls.append(1), kernel(*a, **k))[1])
     _, xs, ks, kwargs = case
     rng = np.random.default_rng(9)
     x = rng.standard_normal(xs).astype(np.float32)
@@ -876,8 +882,41 @@ def test_register_blocked_and_column_convolutions_agree(case, activation, with_b
     monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
     monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
     got = run()
-    assert len(calls) == (1 if "data_format" in kwargs else 2) * len(x)  # a call per sample and output
+    pooled = "data_format" not in kwargs
+    input_grad = ks[2] % 16 == 0 and "strides" not in kwargs and "dilation_rate" not in kwargs
+    kernel_grad = ks[2] > conv.NARROW_CHANNELS  # (narrow inputs keep their channel-major columns)
+    assert len(calls) == (1 + pooled + kernel_grad + input_grad) * len(x)  # a call per sample and product
     for a, want in zip(got, columns):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(np.isnan(a), np.isnan(want))
         np.testing.assert_allclose(a, want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (inf · 0)
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)
+def test_register_blocked_input_gradient_leaves_an_infinite_kernel_to_the_columns(kernel_path, monkeypatch):
+    """The blocked input gradient reads zeros around g, which an infinite weight turns into NaN where the
+    column path adds nothing (its input gradient here: infinities, no NaN): with a non-finite kernel the
+    columns give the input gradient."""
+    from shenjing.backend import jit
+
+    module = jit.kernels("microkernel")
+    monkeypatch.setitem(module._state, "suited", True)
+    rng = np.random.default_rng(10)
+    x, k = rng.standard_normal((2, 5, 6, 16)).astype(np.float32), rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    k[0, 0, 3, 5] = np.inf
+    g = rng.standard_normal((2, 3, 4, 16)).astype(np.float32)
+
+    def run():
+        xt, kt = Tensor(x.copy(), requires_grad=True), Tensor(k.copy(), requires_grad=True)
+        conv.conv2d(xt, kt).backward(g)
+        return xt.grad
+
+    plan = conv._microkernel_plan
+    monkeypatch.setattr(conv, "_microkernel_plan", lambda *a: None)
+    columns = run()
+    monkeypatch.setattr(conv, "_microkernel_plan", plan)
+    got = run()
+    assert np.isinf(columns).any() and not np.isnan(columns).any()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(columns))
+    np.testing.assert_allclose(got, columns, rtol=2e-5, atol=2e-5)

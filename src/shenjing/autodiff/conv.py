@@ -366,8 +366,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             rows = (out[start:stop] if block is None else block[:stop - start]).reshape(-1, f)
             if micro is not None:  # the bias and a relu added by the kernel
                 kernels, xpad_c, offsets, k_c, bias_c = micro
-                kernels.conv_forward(xpad_c[start:stop], *offsets, k_c, bias_c, activation == "relu",
-                                     rows.reshape(stop - start, pixels, f))
+                kernels.window_product(xpad_c[start:stop], *offsets, k_c, rows.reshape(stop - start, pixels, f),
+                                       bias_c, activation == "relu")
                 if act is not None and activation != "relu":
                     act[0](rows)
             else:
@@ -388,7 +388,11 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     def backward(g):
         g = xp.ascontiguousarray(g)
         narrow_kernels = None
-        if need_x:  # narrow: col2im in the channel-major layout, long contiguous rows again
+        micro_k, micro_x = _micro_gradients(micro, narrow, need_k, need_x, kernel, (hp, wp), strides, dilation,
+                                            (ho, wo), pads, (h, w))
+        if need_x and micro_x is not None:
+            dx_out, k_taps = xp.empty((n, h, w, c), dtype=dtype), None
+        elif need_x:  # narrow: col2im in the channel-major layout, long contiguous rows again
             dpad = xp.empty((c, n, hp, wp) if narrow else xpad.shape, dtype=dtype)  # zeroed block by block
             if narrow:
                 narrow_kernels = jit.kernels("conv", dpad)
@@ -405,6 +409,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             cols = new_columns(ones_row=joint)
             tap_rows = xp.empty((step * pixels, cg), dtype=dtype) if need_x and k_taps is not None else None
             act_rows = xp.empty((step * pixels, f), dtype=dtype) if act is not None else None
+            g_pad = None if micro_x is None else xp.zeros((step, *micro_x[3]), dtype=dtype)
             for start, stop in part:
                 gz = g[start:stop].reshape(-1, f)
                 if act is not None:
@@ -414,9 +419,20 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
                 if joint:
                     fill_columns(cols, start, stop)
                     dk += cols[:, :len(gz)] @ gz
+                elif micro_k is not None:  # rows: the kernel's (tap, channel)s; reduced over the block's pixels
+                    kernel_rows, row_segments, seg_len, step_k = micro_k
+                    micro[0].window_product(xpad[start:stop].reshape(1, -1), kernel_rows, row_segments(stop - start),
+                                            seg_len, gz, dk[None], accumulate=True, step=step_k)
                 elif need_k:
                     dk += fill_columns(cols, start, stop).T @ gz
                 if not need_x:
+                    continue
+                if micro_x is not None:  # the output gradient, padded, convolved with the flipped kernel
+                    offsets, segments, k_flip, _ = micro_x
+                    interior = g_pad[:stop - start, kh - 1:kh - 1 + ho, kw - 1:kw - 1 + wo]
+                    interior[...] = gz.reshape(stop - start, ho, wo, f)
+                    micro[0].window_product(g_pad[:stop - start], offsets, segments, kw * f, k_flip,
+                                            dx_out[start:stop].reshape(stop - start, h * w, c))
                     continue
                 if narrow and narrow_kernels is not None:  # zeroes and fills the samples' planes itself
                     xp.matmul(k_mat, gz.T, out=cols[:k_size, :len(gz)])  # (taps·C, rows)
@@ -452,11 +468,52 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         if joint:
             dk, db = dk[:k_size], dk[k_size]
         dx = None
-        if need_x:
+        if need_x and micro_x is not None:
+            dx = dx_out
+        elif need_x:
             dx = dpad[:, :, pt:pt + h, pl:pl + w].transpose(1, 2, 3, 0) if narrow else dpad[:, pt:pt + h, pl:pl + w, :]
         return dx, (dk.reshape(kernel.shape) if need_k else None), db
 
     return out, backward
+
+
+def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, dilation, out_hw, pads, in_hw):
+    """How the register-blocked kernel computes a convolution's gradients, where it does (else None).
+
+    Kernel gradient (not narrow): ``(kernel_rows, row_segments, seg_len, step)`` — the rows of the
+    product are the kernel's (tap, channel)s, each reading its value at every output pixel (``step``
+    apart along an output row), and ``row_segments(samples)`` the offsets of those rows' starts for a
+    block of samples; ``seg_len`` = Wo. Input gradient (stride 1, no dilation, a multiple of 16
+    channels, a finite kernel: the zeros around g would turn an infinite weight into NaN where the
+    column path adds nothing): ``(pixel_offsets, segments, flipped kernel (kh·kw·F, C), padded g's
+    shape (Ho + 2(kh − 1), Wo + 2(kw − 1), F))``."""
+    if micro is None or narrow:
+        return None, None
+    xp = B.xp
+    kernels = micro[0]
+    kh, kw, c, f = kernel.shape
+    (hp, wp), (sh, sw), (dh, dw), (ho, wo) = padded_hw, strides, dilation, out_hw
+    grad_k = grad_x = None
+    if need_k:
+        kernel_rows = (((xp.arange(kh)[:, None] * (dh * wp) + xp.arange(kw)[None, :] * dw) * c)[:, :, None]
+                       + xp.arange(c)).ravel().astype(xp.int64)
+        per_row = (xp.arange(ho) * (sh * wp * c)).astype(xp.int64)
+        blocks: dict = {}
+
+        def row_segments(samples):
+            if samples not in blocks:
+                blocks[samples] = ((xp.arange(samples) * (hp * wp * c))[:, None] + per_row).ravel()
+            return blocks[samples]
+
+        grad_k = (kernel_rows, row_segments, wo, sw * c)
+    if need_x and sh == sw == dh == dw == 1 and c % kernels.LANES == 0 and bool(xp.isfinite(kernel).all()):
+        (pt, _), (pl, _) = pads
+        (h, w), g_w = in_hw, wo + 2 * (kw - 1)
+        offsets = (((xp.arange(h) + pt)[:, None] * g_w + (xp.arange(w) + pl)[None, :]) * f).ravel().astype(xp.int64)
+        segments = (xp.arange(kh) * (g_w * f)).astype(xp.int64)
+        k_flip = xp.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, c)
+        grad_x = (offsets, segments, k_flip, (ho + 2 * (kh - 1), g_w, f))
+    return grad_k, grad_x
 
 
 def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):

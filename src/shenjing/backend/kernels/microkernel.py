@@ -6,7 +6,7 @@ BLAS then runs well below the machine's speed: OpenBLAS multiplies mnist_cnn's (
 by the (288, 64) kernel at 122 GFLOP/s on one core of this project's machine, where the same loop
 nest written here runs at 151 (measured; MKL's own kernel reaches 155).
 
-:func:`conv_forward` is that loop nest reading the input in place (an implicit im2col): the output
+:func:`window_product` is that loop nest reading the input in place (an implicit im2col): the output
 pixels are taken ``ROWS`` at a time, and for each block of ``VECTORS`` SIMD vectors of filters the
 ``ROWS × VECTORS`` accumulators stay in registers while the reduction runs over the kernel's taps
 and channels — each step broadcasts one input value per pixel and multiplies it with the kernel
@@ -108,22 +108,23 @@ def _broadcast(b, scalar):
                                                                                     [0] * LANES))
 
 
-def _conv_forward_ir(module):
-    """void conv_forward(x, sample_stride, samples, pixel_offsets, pixels, segment_offsets, segments,
-    seg_len, w, f, bias, relu, out, out_sample_stride) — see :func:`conv_forward`."""
+def _product_ir(module, fma, name, unit_step):
+    """void name(x, sample_stride, samples, pixel_offsets, pixels, segment_offsets, segments, seg_len,
+    step, w, f, bias, relu, accumulate, out, out_sample_stride) — see :func:`window_product`; with
+    ``unit_step`` the function reads a segment's values one after another (``step`` unused)."""
     fp, ip = _F32.as_pointer(), _I64.as_pointer()
-    fma = ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
-    signature = ir.FunctionType(ir.VoidType(), [fp, _I64, _I64, ip, _I64, ip, _I64, _I64, fp, _I64, fp, _I64, fp,
-                                                       _I64])
-    fn = ir.Function(module, signature, "conv_forward")
-    x, sample_stride, samples, pix_off, pixels, seg_off, segments, seg_len, w, f, bias, relu, out, out_stride = fn.args
-    for pointer in (x, pix_off, seg_off, w, bias):
+    signature = ir.FunctionType(ir.VoidType(), [fp, _I64, _I64, ip, _I64, ip, _I64, _I64, _I64, fp, _I64, fp, _I64,
+                                                _I64, fp, _I64])
+    fn = ir.Function(module, signature, name)
+    (x, sample_stride, samples, pix_off, pixels, seg_off, segments, seg_len, step, w, f, bias, relu, accumulate, out,
+     out_stride) = fn.args
+    for pointer in (x, pix_off, seg_off, w, bias, out):
         pointer.add_attribute("noalias")
-    out.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     zero = ir.Constant(_VEC, [0.0] * LANES)
     wide_end = b.mul(b.sdiv(f, _const(LANES * VECTORS)), _const(LANES * VECTORS))
     do_relu = b.icmp_signed("!=", relu, _const(0))
+    do_add = b.icmp_signed("!=", accumulate, _const(0))
     blocks = b.sdiv(b.add(pixels, _const(ROWS - 1)), _const(ROWS))
     last = b.sub(pixels, _const(1))
 
@@ -150,9 +151,10 @@ def _conv_forward_ir(module):
                     def tap_body(j, acc):
                         w_row = b.gep(w, [b.add(b.mul(b.add(k0, j), f), col)])
                         wv = [b.load(_vector_at(b, w_row, _const(LANES * v)), align=4) for v in range(vectors)]
+                        at = j if unit_step else b.mul(j, step)
                         new = []
                         for r in range(ROWS):
-                            a = _broadcast(b, b.load(b.gep(row_ptrs[r], [j]), align=4))
+                            a = _broadcast(b, b.load(b.gep(row_ptrs[r], [at]), align=4))
                             new.extend(b.call(fma, [a, wv[v], acc[r * vectors + v]]) for v in range(vectors))
                         return new
 
@@ -164,9 +166,11 @@ def _conv_forward_ir(module):
                     with b.if_then(b.icmp_signed("<", b.add(p0, _const(r)), pixels)):
                         row_out = b.gep(outs, [b.add(b.mul(b.add(p0, _const(r)), f), col)])
                         for v in range(vectors):
+                            target = _vector_at(b, row_out, _const(LANES * v))
                             value = b.fadd(acc[r * vectors + v], bias_v[v])
                             value = _relu_if(b, value, do_relu, zero)
-                            b.store(value, _vector_at(b, row_out, _const(LANES * v)), align=4)
+                            value = b.select(do_add, b.fadd(b.load(target, align=4), value), value)
+                            b.store(value, target, align=4)
 
             def wide_body(panel, _):
                 columns(b.mul(panel, _const(LANES * VECTORS)), VECTORS)
@@ -192,11 +196,17 @@ def _relu_if(b, value, do_relu, zero):
     return b.select(do_relu, clipped, value)
 
 
+_FUNCTIONS = {"contiguous": True, "strided": False}
+"""The compiled functions: name -> whether it reads a segment's values one after another."""
+
+
 def _compile():
     _init()
     module = ir.Module("shenjing_microkernels")
     module.triple = llvm.get_process_triple()
-    _conv_forward_ir(module)
+    fma = ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
+    for name, unit_step in _FUNCTIONS.items():
+        _product_ir(module, fma, name, unit_step)
     target = llvm.Target.from_default_triple().create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
     parsed = llvm.parse_assembly(str(module))
@@ -207,32 +217,49 @@ def _compile():
     engine.finalize_object()
     _state["engine"] = engine  # keeps the machine code alive
     i64, p = ctypes.c_int64, ctypes.c_void_p
-    address = engine.get_function_address("conv_forward")
-    _state["functions"]["conv_forward"] = ctypes.CFUNCTYPE(None, p, i64, i64, p, i64, p, i64, i64, p, i64, p, i64,
-                                                           p, i64)(address)
+    prototype = ctypes.CFUNCTYPE(None, p, i64, i64, p, i64, p, i64, i64, i64, p, i64, p, i64, i64, p, i64)
+    for name in _FUNCTIONS:
+        _state["functions"][name] = prototype(engine.get_function_address(name))
 
 
-def conv_forward(x, pixel_offsets, segment_offsets, seg_len, w, bias, relu, out):
-    """out[s, p, :] = Σ_seg Σ_j x[s].flat[pixel_offsets[p] + segment_offsets[seg] + j] · w[seg·seg_len + j, :]
-    (+ bias, then relu when ``relu``), for the samples s of ``x``.
+def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None, relu=False, accumulate=False,
+                   step=1):
+    """out[s, p, :] (+)= Σ_seg Σ_j x[s].flat[pixel_offsets[p] + segment_offsets[seg] + j·step] · w[seg·seg_len + j, :]
+    (+ bias, then relu when ``relu``; added to ``out`` when ``accumulate``), for the samples s of ``x``.
 
-    ``x`` (samples, …) float32, C-contiguous: each sample's (padded) input; ``pixel_offsets``
-    (pixels,) int64: where each output pixel's window starts in a sample's flat input;
-    ``segment_offsets`` (segments,) int64: where each run of ``seg_len`` contiguous values of a
-    window starts, relative to the window; ``w`` (segments·seg_len, F) float32, C-contiguous, F a
-    multiple of :data:`LANES`; ``bias`` (F,) float32 (zeros for none); ``out`` (samples, pixels, F)
-    float32, overwritten, its rows contiguous (any distance between samples: a range of pixels of a
-    whole output may be given).
+    A convolution's forward pass: p an output pixel, its window's values read as runs (segments) of
+    ``seg_len`` values ``step`` apart. Its kernel gradient too: p a (tap, channel) of the kernel and
+    the segments the output rows, ``w`` the output gradient's rows.
+
+    ``x`` (samples, …) float32, C-contiguous: each sample's input; ``pixel_offsets`` (pixels,) and
+    ``segment_offsets`` (segments,) int64, contiguous, offsets in a sample's flat input; ``w``
+    (segments·seg_len, F) float32, C-contiguous, F a multiple of :data:`LANES`; ``bias`` (F,) float32
+    or None; ``out`` (samples, pixels, F) float32, its rows contiguous (any distance between samples).
     """
     if not _state["functions"]:
         _compile()
     samples = x.shape[0]
     pixels, f = out.shape[1], out.shape[2]
     assert f % LANES == 0 and w.shape == (len(segment_offsets) * seg_len, f) and out.shape[0] == samples
+    if bias is None:
+        bias = _zeros(f)
     for a in (x, w, bias):
         assert a.dtype.char == "f" and a.flags.c_contiguous
+    for a in (pixel_offsets, segment_offsets):
+        assert a.dtype.char in "lq" and a.itemsize == 8 and a.flags.c_contiguous
     assert out.dtype.char == "f" and out.strides[1:] == (4 * f, 4) and out.strides[0] % 4 == 0
+    assert len(pixel_offsets) == pixels and bias.shape == (f,)
     sample_stride = x.strides[0] // 4 if samples else 0
-    _state["functions"]["conv_forward"](x.ctypes.data, sample_stride, samples, pixel_offsets.ctypes.data, pixels,
-                                        segment_offsets.ctypes.data, len(segment_offsets), seg_len, w.ctypes.data, f,
-                                        bias.ctypes.data, int(bool(relu)), out.ctypes.data, out.strides[0] // 4)
+    function = _state["functions"]["contiguous" if step == 1 else "strided"]
+    function(x.ctypes.data, sample_stride, samples, pixel_offsets.ctypes.data, pixels, segment_offsets.ctypes.data,
+             len(segment_offsets), seg_len, step, w.ctypes.data, f, bias.ctypes.data, int(bool(relu)),
+             int(bool(accumulate)), out.ctypes.data, out.strides[0] // 4)
+
+
+def _zeros(f):
+    zeros = _state.get("zeros")
+    if zeros is None or len(zeros) < f:
+        import numpy
+
+        zeros = _state["zeros"] = numpy.zeros(max(f, 1024), dtype=numpy.float32)
+    return zeros[:f]
