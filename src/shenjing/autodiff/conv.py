@@ -21,6 +21,13 @@ that every copy moves whole image rows rather than C-element runs. For the outpu
   block's samples, pixels and channels, so overlapping windows accumulate; then the padding is
   cropped off.
 
+On the compiled path, float32 convolutions with a multiple of 16 filters on an AVX-512 CPU skip the
+column matrix: a register-blocked kernel (``backend.kernels.microkernel``) reads the input's windows
+in place for the output (bias and relu added in registers), for dkernel (inputs of more than
+``NARROW_CHANNELS`` channels), and for dx (stride 1, no dilation, a multiple of 16 channels, a finite
+kernel) as the padded g convolved with the flipped kernel. mnist_cnn, measured: inference 1.4×,
+training 1.15× as fast as on the columns.
+
 Grouped and depthwise convolutions run one batched matmul over the groups on the whole batch.
 
 **Transposed convolution** is the adjoint of ``conv2d``: its forward pass is the col2im
@@ -528,6 +535,7 @@ def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
     kernels = jit.kernels("microkernel", xp.empty(1, dtype=xp.float32))
     if kernels is None or f % kernels.LANES or not kernels.suited():
         return None
+    kernels.prepare()  # here, before any parallel region calls them
     _, hp, wp, _ = xpad.shape
     key = (wp, c, kh, kw, strides, dilation, out_hw)
     offsets = _micro_offsets.get(key)

@@ -19,7 +19,9 @@ The path is on when all of these hold:
   ``set_enabled(None)``) is not ``0``, and :func:`set_enabled` has not turned the path off.
 
 Kernels are compiled on their first call for each dtype (float32, float64) and cached on disk
-(numba's ``cache=True``), so only the first run on a machine pays the compile time.
+(numba's ``cache=True``), so only the first run on a machine pays the compile time. One family is
+not numba's: ``kernels.microkernel`` holds register-blocked float32 loops written as LLVM IR with
+llvmlite (which numba brings), compiled once per process.
 """
 
 from __future__ import annotations

@@ -12,19 +12,26 @@ pixels are taken ``ROWS`` at a time, and for each block of ``VECTORS`` SIMD vect
 and channels — each step broadcasts one input value per pixel and multiplies it with the kernel
 row's vectors (fused multiply-adds). A window's taps are read as segments of contiguous values
 (``seg_len`` each, e.g. a kernel row's kw·C values of a channels-last input), so the only index
-arithmetic is per segment. The bias and a relu are added before the accumulators are stored.
+arithmetic is per segment. The bias and a relu are added before the accumulators are stored. The
+same loop nest gives the convolution's gradients (``shenjing.autodiff.conv``): the input gradient
+is the padded output gradient convolved with the flipped kernel, and the kernel gradient has the
+kernel's (tap, channel)s for rows, each reading its input value at every output pixel (a ``step``
+apart), with the output gradient's rows for the kernel matrix, added into the partial sum.
 
 The IR is built with ``llvmlite.ir`` (llvmlite comes with numba: the compiled path's one
-dependency), compiled once per process for the host CPU (≈ 10 ms) and called through ctypes, which
-releases the GIL, so :mod:`..parallel` runs calls on sample blocks side by side. The kernels are
-float32 and meant for CPUs with AVX-512 (:func:`suited`): with 16-lane vectors, 6 × 4 accumulators
-fill 24 of the 32 vector registers; elsewhere LLVM would split the vectors and spill, and the
-callers keep their BLAS path.
+dependency), compiled once per process for the host CPU (0.1 s, at the first convolution that
+takes it) and called through ctypes, which releases the GIL, so :mod:`..parallel` runs calls on
+sample blocks side by side. The kernels are float32 and meant for CPUs with AVX-512
+(:func:`suited`): with 16-lane vectors, 6 × 4 accumulators fill 24 of the 32 vector registers;
+elsewhere LLVM would split the vectors and spill, and the callers keep their BLAS path. Measured
+on mnist_cnn's second convolution, one core, 1,000 samples: 145–170 GFLOP/s with the bias and relu,
+against OpenBLAS's 118–122 for the column matrix's product alone (whose building adds 20 ms).
 """
 
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
@@ -42,6 +49,7 @@ blocks of one vector."""
 _F32, _I64, _I32 = ir.FloatType(), ir.IntType(64), ir.IntType(32)
 _VEC = ir.VectorType(_F32, LANES)
 _state: dict = {"engine": None, "functions": {}}
+_lock = threading.Lock()  # one compilation: the first calls may come from several threads at once
 
 
 def suited() -> bool:
@@ -200,6 +208,14 @@ _FUNCTIONS = {"contiguous": True, "strided": False}
 """The compiled functions: name -> whether it reads a segment's values one after another."""
 
 
+def prepare() -> None:
+    """Compile the kernels now (once per process), not at their first call."""
+    if not _state["functions"]:
+        with _lock:
+            if not _state["functions"]:
+                _compile()
+
+
 def _compile():
     _init()
     module = ir.Module("shenjing_microkernels")
@@ -218,8 +234,7 @@ def _compile():
     _state["engine"] = engine  # keeps the machine code alive
     i64, p = ctypes.c_int64, ctypes.c_void_p
     prototype = ctypes.CFUNCTYPE(None, p, i64, i64, p, i64, p, i64, i64, i64, p, i64, p, i64, i64, p, i64)
-    for name in _FUNCTIONS:
-        _state["functions"][name] = prototype(engine.get_function_address(name))
+    _state["functions"] = {name: prototype(engine.get_function_address(name)) for name in _FUNCTIONS}
 
 
 def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None, relu=False, accumulate=False,
@@ -236,8 +251,7 @@ def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None
     (segments·seg_len, F) float32, C-contiguous, F a multiple of :data:`LANES`; ``bias`` (F,) float32
     or None; ``out`` (samples, pixels, F) float32, its rows contiguous (any distance between samples).
     """
-    if not _state["functions"]:
-        _compile()
+    prepare()
     samples = x.shape[0]
     pixels, f = out.shape[1], out.shape[2]
     assert f % LANES == 0 and w.shape == (len(segment_offsets) * seg_len, f) and out.shape[0] == samples
