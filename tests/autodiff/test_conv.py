@@ -829,6 +829,8 @@ MICRO_CASES = [
     ("32-channels-same", (2, 5, 6, 32), (3, 3, 32, 16), {"padding": "same"}),
     ("32-channels-explicit", (2, 5, 6, 32), (2, 3, 32, 16), {"padding": ((1, 0), (2, 1))}),
     ("32-channels-first", (2, 5, 6, 32), (3, 3, 32, 64), {"padding": "same", "data_format": "channels_first"}),
+    ("8-channels-s2", (3, 9, 8, 8), (3, 3, 8, 96), {"strides": 2}),
+    ("8-channels-dilated", (2, 9, 10, 8), (3, 2, 8, 112), {"dilation_rate": (2, 3), "padding": "same"}),
 ]
 
 
@@ -836,14 +838,17 @@ MICRO_CASES = [
 @pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)  # llvmlite comes with numba
 @pytest.mark.parametrize("activation", [None, "relu", "tanh"])
 @pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("blocks", [1, None], ids=["sample-blocks", "blocks"])
 @pytest.mark.parametrize("case", MICRO_CASES, ids=[c[0] for c in MICRO_CASES])
-def test_register_blocked_and_column_convolutions_agree(case, activation, with_bias, kernel_path, monkeypatch):
+def test_register_blocked_and_column_convolutions_agree(case, activation, with_bias, blocks, kernel_path,
+                                                        monkeypatch):
     """float32 convolutions with a multiple of 16 filters run the register-blocked kernel
     (``kernels.microkernel``, forced on where the CPU lacks AVX-512: slower there, not wrong) for the
     output, for the kernel gradient of more than NARROW_CHANNELS channels, and for the input gradient
     with stride 1, no dilation and a multiple of 16 channels: the numbers of the column path (NaN and
-    infinity where it has them), in blocks of one sample on two threads; the fused convolution + max
-    pooling of inference pools the same values."""
+    infinity where it has them), in blocks of one sample on two threads and in one block of them all; the
+    fused convolution + max pooling of inference pools the same values. A float64 output gradient is
+    taken as float32."""
     from shenjing.backend import jit, parallel
 
     module = jit.kernels("microkernel")
@@ -859,7 +864,7 @@ def test_register_blocked_and_column_convolutions_agree(case, activation, with_b
         x = nchw(x)
     k, b = rng.standard_normal(ks).astype(np.float32), rng.standard_normal(ks[-1]).astype(np.float32)
     out_shape = conv.conv2d(x, k, b, **kwargs).shape
-    g = rng.standard_normal(out_shape).astype(np.float32)
+    g = rng.standard_normal(out_shape)  # float64
 
     def run():
         xt, kt = Tensor(x.copy(), requires_grad=True), Tensor(k.copy(), requires_grad=True)
@@ -878,14 +883,16 @@ def test_register_blocked_and_column_convolutions_agree(case, activation, with_b
     columns = run()
     monkeypatch.setattr(conv, "_microkernel_plan", plan)
     assert not calls
-    monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)  # one sample per block
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    if blocks == 1:
+        monkeypatch.setattr(backend, "CACHE_BLOCK_BYTES", 1)  # one sample per block
+        monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+        monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
     got = run()
     pooled = "data_format" not in kwargs
     input_grad = ks[2] % 16 == 0 and "strides" not in kwargs and "dilation_rate" not in kwargs
     kernel_grad = ks[2] > conv.NARROW_CHANNELS  # (narrow inputs keep their channel-major columns)
-    assert len(calls) == (1 + pooled + kernel_grad + input_grad) * len(x)  # a call per sample and product
+    # a call per block and product
+    assert len(calls) == (1 + pooled + kernel_grad + input_grad) * (len(x) if blocks == 1 else 1)
     for a, want in zip(got, columns):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(np.isnan(a), np.isnan(want))
@@ -920,3 +927,34 @@ def test_register_blocked_input_gradient_leaves_an_infinite_kernel_to_the_column
     assert np.isinf(columns).any() and not np.isnan(columns).any()
     np.testing.assert_array_equal(np.isnan(got), np.isnan(columns))
     np.testing.assert_allclose(got, columns, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)
+def test_a_register_blocked_kernel_that_cannot_compile_leaves_the_columns(kernel_path, monkeypatch):
+    """An llvmlite that cannot build the kernels (before 0.44: no new pass manager) costs nothing but
+    their speed: the convolution takes the column path, and the compilation is not tried again."""
+    from shenjing.backend import jit
+
+    module = jit.kernels("microkernel")
+    monkeypatch.setitem(module._state, "suited", True)
+    monkeypatch.setitem(module._state, "functions", {})
+    monkeypatch.setitem(module._state, "failed", False)
+    tries = []
+
+    def old_llvmlite():
+        tries.append(1)
+        raise AttributeError("module 'llvmlite.binding' has no attribute 'create_pass_builder'")
+
+    monkeypatch.setattr(module, "_compile", old_llvmlite)
+    rng = np.random.default_rng(11)
+    x, k = rng.standard_normal((2, 6, 5, 8)).astype(np.float32), rng.standard_normal((3, 3, 8, 16)).astype(np.float32)
+    for _ in range(2):
+        xt, kt = Tensor(x, requires_grad=True), Tensor(k, requires_grad=True)
+        out = conv.conv2d(xt, kt)
+        out.sum().backward()
+    assert tries == [1]
+    want = conv.conv2d(x.astype(np.float64), k.astype(np.float64)).data
+    np.testing.assert_allclose(out.data, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="could not be compiled"):
+        module.window_product(x, np.zeros(1, np.int64), np.zeros(1, np.int64), 1, k.reshape(-1, 16)[:1],
+                              np.empty((2, 1, 16), np.float32))

@@ -393,7 +393,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     h, w = x.shape[1], x.shape[2]
 
     def backward(g):
-        g = xp.ascontiguousarray(g)
+        g = xp.ascontiguousarray(g, dtype=dtype)
         narrow_kernels = None
         micro_k, micro_x = _micro_gradients(micro, narrow, need_k, need_x, kernel, (hp, wp), strides, dilation,
                                             (ho, wo), pads, (h, w))
@@ -413,7 +413,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
             dk = xp.zeros((k_size + joint, f), dtype=dtype) if need_k else None
             db = xp.zeros(f, dtype=dtype) if need_b and not joint else None
             ones = xp.ones(step * pixels, dtype=dtype) if db is not None else None
-            cols = new_columns(ones_row=joint)
+            cols = (new_columns(ones_row=joint) if (need_k and micro_k is None) or (need_x and micro_x is None)
+                    else None)
             tap_rows = xp.empty((step * pixels, cg), dtype=dtype) if need_x and k_taps is not None else None
             act_rows = xp.empty((step * pixels, f), dtype=dtype) if act is not None else None
             g_pad = None if micro_x is None else xp.zeros((step, *micro_x[3]), dtype=dtype)
@@ -533,9 +534,9 @@ def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
     if xpad.dtype != xp.float32 or kernel.dtype != xp.float32 or (bias is not None and bias.dtype != xp.float32):
         return None
     kernels = jit.kernels("microkernel", xp.empty(1, dtype=xp.float32))
-    if kernels is None or f % kernels.LANES or not kernels.suited():
+    # compiled here, before any parallel region calls them
+    if kernels is None or f % kernels.LANES or not kernels.suited() or not kernels.prepare():
         return None
-    kernels.prepare()  # here, before any parallel region calls them
     _, hp, wp, _ = xpad.shape
     key = (wp, c, kh, kw, strides, dilation, out_hw)
     offsets = _micro_offsets.get(key)

@@ -208,12 +208,18 @@ _FUNCTIONS = {"contiguous": True, "strided": False}
 """The compiled functions: name -> whether it reads a segment's values one after another."""
 
 
-def prepare() -> None:
-    """Compile the kernels now (once per process), not at their first call."""
-    if not _state["functions"]:
+def prepare() -> bool:
+    """Compile the kernels now (once per process), not at their first call; returns whether they are
+    usable (an llvmlite without the new pass manager, before 0.44, cannot build them: the callers then
+    keep their BLAS path)."""
+    if not _state["functions"] and not _state.get("failed"):
         with _lock:
-            if not _state["functions"]:
-                _compile()
+            if not _state["functions"] and not _state.get("failed"):
+                try:
+                    _compile()
+                except Exception:  # AttributeError from an old llvmlite, or LLVM refusing the target
+                    _state["failed"] = True
+    return bool(_state["functions"])
 
 
 def _compile():
@@ -251,18 +257,26 @@ def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None
     (segments·seg_len, F) float32, C-contiguous, F a multiple of :data:`LANES`; ``bias`` (F,) float32
     or None; ``out`` (samples, pixels, F) float32, its rows contiguous (any distance between samples).
     """
-    prepare()
+    if not prepare():
+        raise RuntimeError("window_product: the kernels could not be compiled (llvmlite >= 0.44 is needed)")
     samples = x.shape[0]
     pixels, f = out.shape[1], out.shape[2]
-    assert f % LANES == 0 and w.shape == (len(segment_offsets) * seg_len, f) and out.shape[0] == samples
     if bias is None:
         bias = _zeros(f)
-    for a in (x, w, bias):
-        assert a.dtype.char == "f" and a.flags.c_contiguous
-    for a in (pixel_offsets, segment_offsets):
-        assert a.dtype.char in "lq" and a.itemsize == 8 and a.flags.c_contiguous
-    assert out.dtype.char == "f" and out.strides[1:] == (4 * f, 4) and out.strides[0] % 4 == 0
-    assert len(pixel_offsets) == pixels and bias.shape == (f,)
+    # checked always (not asserts): the kernel reads and writes through raw pointers
+    if f % LANES or w.shape != (len(segment_offsets) * seg_len, f) or out.shape[0] != samples:
+        raise ValueError(f"window_product: out {out.shape} and w {w.shape} do not fit {len(segment_offsets)} "
+                         f"segments of {seg_len} and {samples} samples (F a multiple of {LANES})")
+    if len(pixel_offsets) != pixels or bias.shape != (f,):
+        raise ValueError(f"window_product: {len(pixel_offsets)} pixel offsets and bias {bias.shape} for out "
+                         f"{out.shape}")
+    if not all(a.dtype.char == "f" and a.flags.c_contiguous for a in (x, w, bias)):
+        raise ValueError("window_product: x, w and bias must be C-contiguous float32")
+    if not all(a.dtype.kind == "i" and a.itemsize == 8 and a.flags.c_contiguous
+               for a in (pixel_offsets, segment_offsets)):
+        raise ValueError("window_product: the offsets must be contiguous int64")
+    if out.dtype.char != "f" or out.strides[1:] != (4 * f, 4) or out.strides[0] % 4:
+        raise ValueError("window_product: out must be float32 with contiguous rows")
     sample_stride = x.strides[0] // 4 if samples else 0
     function = _state["functions"]["contiguous" if step == 1 else "strided"]
     function(x.ctypes.data, sample_stride, samples, pixel_offsets.ctypes.data, pixels, segment_offsets.ctypes.data,
