@@ -503,8 +503,7 @@ def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, 
     (hp, wp), (sh, sw), (dh, dw), (ho, wo) = padded_hw, strides, dilation, out_hw
     grad_k = grad_x = None
     if need_k:
-        kernel_rows = (((xp.arange(kh)[:, None] * (dh * wp) + xp.arange(kw)[None, :] * dw) * c)[:, :, None]
-                       + xp.arange(c)).ravel().astype(xp.int64)
+        kernel_rows = (_tap_offsets(kernel.shape, dilation, wp)[:, :, None] + xp.arange(c)).ravel()
         per_row = (xp.arange(ho) * (sh * wp * c)).astype(xp.int64)
         blocks: dict = {}
 
@@ -525,9 +524,9 @@ def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, 
 
 
 def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
-    """The arguments of ``microkernel.conv_forward`` for this (ungrouped) convolution — (kernels,
+    """The arguments of ``microkernel.window_product`` for this (ungrouped) convolution — (kernels,
     contiguous input, (pixel offsets, segment offsets, segment length), contiguous kernel matrix,
-    bias) — when the register-blocked kernel serves it: the compiled path on, float32, a multiple of
+    bias or None) — when the register-blocked kernel serves it: the compiled path on, float32, a multiple of
     ``microkernel.LANES`` filters, an AVX-512 CPU. Else None (the column path)."""
     xp = B.xp
     kh, kw, c, f = kernel.shape
@@ -546,16 +545,25 @@ def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
         if dw == 1:  # a kernel row's taps read kw·C contiguous values
             segments, seg_len = xp.arange(kh) * (dh * wp * c), kw * c
         else:
-            segments, seg_len = ((xp.arange(kh)[:, None] * (dh * wp) + xp.arange(kw)[None, :] * dw) * c).ravel(), c
+            segments, seg_len = _tap_offsets(kernel.shape, dilation, wp).ravel(), c
         offsets = (pixel_offsets.astype(xp.int64), segments.astype(xp.int64), seg_len)
         if len(_micro_offsets) >= 64:
             _micro_offsets.clear()
         _micro_offsets[key] = offsets
-    bias = xp.zeros(f, dtype=xp.float32) if bias is None else xp.ascontiguousarray(bias)
+    bias = None if bias is None else xp.ascontiguousarray(bias)
     return kernels, xp.ascontiguousarray(xpad), offsets, xp.ascontiguousarray(kernel.reshape(-1, f)), bias
 
 
 _micro_offsets: dict = {}  # (padded width, channels, kernel size, strides, dilation, output size) -> offsets
+
+
+def _tap_offsets(kernel_shape, dilation, padded_width):
+    """(kh, kw) int64: where each kernel tap's C values start in a channels-last input, relative to its
+    window's start."""
+    xp = B.xp
+    kh, kw, c, _ = kernel_shape
+    (dh, dw) = dilation
+    return ((xp.arange(kh)[:, None] * (dh * padded_width) + xp.arange(kw)[None, :] * dw) * c).astype(xp.int64)
 
 
 def _direct_conv(kernels, xpad, kernel, bias, dilation, out_hw, need, act, code, x_shape, pads):
