@@ -503,8 +503,9 @@ def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, 
     (hp, wp), (sh, sw), (dh, dw), (ho, wo) = padded_hw, strides, dilation, out_hw
     grad_k = grad_x = None
     if need_k:
-        kernel_rows = (_tap_offsets(kernel.shape, dilation, wp)[:, :, None] + xp.arange(c)).ravel()
-        per_row = (xp.arange(ho) * (sh * wp * c)).astype(xp.int64)
+        kernel_rows, per_row = _cached_offsets(("dkernel", wp, kernel.shape, strides, dilation, out_hw), lambda: (
+            (_tap_offsets(kernel.shape, dilation, wp)[:, :, None] + xp.arange(c)).ravel(),
+            (xp.arange(ho) * (sh * wp * c)).astype(xp.int64)))
         blocks: dict = {}
 
         def row_segments(samples):
@@ -516,8 +517,9 @@ def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, 
     if need_x and sh == sw == dh == dw == 1 and c % kernels.LANES == 0 and bool(xp.isfinite(kernel).all()):
         (pt, _), (pl, _) = pads
         (h, w), g_w = in_hw, wo + 2 * (kw - 1)
-        offsets = (((xp.arange(h) + pt)[:, None] * g_w + (xp.arange(w) + pl)[None, :]) * f).ravel().astype(xp.int64)
-        segments = (xp.arange(kh) * (g_w * f)).astype(xp.int64)
+        offsets, segments = _cached_offsets(("dx", kernel.shape, out_hw, pads, in_hw), lambda: (
+            (((xp.arange(h) + pt)[:, None] * g_w + (xp.arange(w) + pl)[None, :]) * f).ravel().astype(xp.int64),
+            (xp.arange(kh) * (g_w * f)).astype(xp.int64)))
         k_flip = xp.ascontiguousarray(kernel[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, c)
         grad_x = (offsets, segments, k_flip, (ho + 2 * (kh - 1), g_w, f))
     return grad_k, grad_x
@@ -536,25 +538,31 @@ def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
     # compiled here, before any parallel region calls them
     if kernels is None or f % kernels.LANES or not kernels.suited() or not kernels.prepare():
         return None
-    _, hp, wp, _ = xpad.shape
-    key = (wp, c, kh, kw, strides, dilation, out_hw)
-    offsets = _micro_offsets.get(key)
-    if offsets is None:
-        (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+    wp = xpad.shape[2]
+    (sh, sw), (dh, dw), (ho, wo) = strides, dilation, out_hw
+
+    def build():
         pixel_offsets = ((xp.arange(ho)[:, None] * (sh * wp) + xp.arange(wo)[None, :] * sw) * c).ravel()
         if dw == 1:  # a kernel row's taps read kw·C contiguous values
-            segments, seg_len = xp.arange(kh) * (dh * wp * c), kw * c
-        else:
-            segments, seg_len = _tap_offsets(kernel.shape, dilation, wp).ravel(), c
-        offsets = (pixel_offsets.astype(xp.int64), segments.astype(xp.int64), seg_len)
-        if len(_micro_offsets) >= 64:
-            _micro_offsets.clear()
-        _micro_offsets[key] = offsets
+            return pixel_offsets.astype(xp.int64), (xp.arange(kh) * (dh * wp * c)).astype(xp.int64), kw * c
+        return pixel_offsets.astype(xp.int64), _tap_offsets(kernel.shape, dilation, wp).ravel(), c
+
+    offsets = _cached_offsets(("forward", wp, kernel.shape, strides, dilation, out_hw), build)
     bias = None if bias is None else xp.ascontiguousarray(bias)
     return kernels, xp.ascontiguousarray(xpad), offsets, xp.ascontiguousarray(kernel.reshape(-1, f)), bias
 
 
-_micro_offsets: dict = {}  # (padded width, channels, kernel size, strides, dilation, output size) -> offsets
+_micro_offsets: dict = {}  # (use, geometry…) -> the offset arrays of a blocked convolution
+
+
+def _cached_offsets(key, build):
+    """``build()``'s offset arrays for a convolution geometry, made once (every step asks again)."""
+    found = _micro_offsets.get(key)
+    if found is None:
+        if len(_micro_offsets) >= 192:
+            _micro_offsets.clear()
+        found = _micro_offsets[key] = build()
+    return found
 
 
 def _tap_offsets(kernel_shape, dilation, padded_width):

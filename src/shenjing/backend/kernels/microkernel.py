@@ -35,6 +35,7 @@ import threading
 
 import llvmlite.binding as llvm
 import llvmlite.ir as ir
+import numpy as np
 
 LANES = 16
 """float32 values in one SIMD vector (AVX-512)."""
@@ -287,7 +288,5 @@ def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None
 def _zeros(f):
     zeros = _state.get("zeros")
     if zeros is None or len(zeros) < f:
-        import numpy
-
-        zeros = _state["zeros"] = numpy.zeros(max(f, 1024), dtype=numpy.float32)
+        zeros = _state["zeros"] = np.zeros(max(f, 1024), dtype=np.float32)
     return zeros[:f]
