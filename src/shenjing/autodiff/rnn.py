@@ -51,7 +51,7 @@ cell otherwise).
 from __future__ import annotations
 
 from .. import backend as B
-from ..backend import jit
+from ..backend import jit, parallel
 from . import ops
 from .tensor import Tensor, _as_data, make
 
@@ -487,7 +487,8 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
     compiled = jit.kernels("rnn", A)  # the gate math in one pass per step
     H[0] = h0
     C[0] = c0
-    for s in range(t):
+    fused = _fused_forward(A, P, rows, Rs, plan, H, C, TC) if prescaled else None
+    for s in range(0 if fused is not None else t):
         ix = plan.index[s]
         a = A[ix]
         if rows is not None:
@@ -518,6 +519,12 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
     def backward(g):
         g_out, (gh, gc) = plan.unpack_grad(g, 2)
         dZ = xp.empty((t, n, width), dtype=dtype)
+        if fused is not None and jit.usable(A, g, gh, gc):
+            kernels = jit.kernels("microkernel")
+            part, finish = kernels.lstm_backward(g, A, TC, C, dZ, gc, gh, fused, kernels.lstm_transposed(Rd),
+                                                 parallel.threads())
+            gh = finish(parallel.run_together(part, parallel.threads(), part.cancel))
+            return dZ, gh, gc, plan.previous_states(H, dtype).T @ dZ.reshape(-1, width)
         RT = xp.ascontiguousarray(Rd.T)
         on = compiled is not None and jit.usable(A, gh, gc)  # g may have come in another dtype
         # without a mask the kernel adds the step's output gradient itself (g_out[s] is g[:, s])
@@ -568,6 +575,34 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
         return dZ, gh, gc, dR
 
     return plan.pack(H, [H[t], C[t]]), backward
+
+
+def _fused_forward(A, P, rows, Rs, plan, H, C, TC):
+    """Run the fast path's steps as the compiled ``microkernel.lstm_forward``, the units shared among the
+    pool's threads, where it applies (float32, units a multiple of 16, no mask or recurrent dropout, an
+    AVX-512 CPU). Returns the steps' input times (an int64 array, for ``microkernel.lstm_backward``), or
+    None where it did not run. The projection (prescaled) is ``rows`` (gathered) or ``P``."""
+    t, n, width = A.shape
+    u = width // 4
+    if plan.keep is not None or plan.rdm is not None or u % 16 or A.dtype.char != "f":
+        return None
+    kernels = jit.kernels("microkernel", A, H, C, TC, Rs)
+    if kernels is None or not kernels.suited() or not kernels.prepare():
+        return None
+    xp = B.xp
+    index = xp.asarray(plan.index, dtype=xp.int64)
+    if rows is not None:
+        proj, ids = rows
+        ids = ids[index]
+        offsets = xp.where(ids < 0, ids + proj.shape[0], ids).astype(xp.int64) * width
+    else:
+        proj = P
+        offsets = (index[:, None] * n + xp.arange(n, dtype=xp.int64)) * width
+    if not jit.usable(A, proj):
+        return None
+    steps = kernels.lstm_forward(H, C, TC, A, proj, offsets, index, kernels.lstm_panels(Rs))
+    parallel.run_together(steps, parallel.threads(), steps.cancel)
+    return index
 
 
 def _lstm_generic(P, h0, c0, Rd, acts, plan):

@@ -345,6 +345,35 @@ def run(work, parts: list) -> list:
     """
     if len(parts) <= 1 or not _available():
         return [work(part) for part in parts]
+    return _claimed(lambda: _on_one_blas_thread(_run_parts, work, parts), lambda: [work(part) for part in parts])
+
+
+def run_together(work, parties: int, cancel=None) -> int:
+    """``work(k, parties)`` for k in range(``parties``), all at once on as many threads (the calling
+    thread takes k = 0): for work whose parts wait for each other (a barrier), which :func:`run`'s
+    one-after-another fallback would deadlock. Where that many threads cannot be had at once (the pool
+    is running another region, or this is inside one; no pool), ``work(0, 1)`` alone does the whole job
+    on the calling thread. Returns the number of parties that ran. BLAS is single-threaded meanwhile.
+
+    A part must not raise before it has passed every barrier (the others would wait for it): check
+    the arguments before, once. ``cancel()``, called when the calling thread's part does not run (an
+    interrupt just before it), must make the other parts stop waiting for it."""
+    parties = max(1, min(parties, threads()))
+
+    def alone():
+        work(0, 1)
+        return 1
+
+    def together():
+        _on_one_blas_thread(_run_parts, lambda k: work(k, parties), list(range(parties)), cancel)
+        return parties
+
+    return alone() if parties == 1 or not _available() else _claimed(together, alone)
+
+
+def _claimed(on_pool, elsewise):
+    """``on_pool()`` with this thread's claim on the pool, or ``elsewise()`` when another region holds it
+    (another thread's, or this thread's own, around this one)."""
     me = threading.get_ident()
     try:  # the claim is made and given back inside one try (CPython raises an interrupt only after a call
         # or at a jump, so the claim's steps, inside ``with _gate``, are not split)
@@ -353,9 +382,7 @@ def run(work, parts: list) -> list:
                 _state["owner"] = me
             else:
                 me = None
-        if me is None:  # another region is running (or this thread's own, around this one)
-            return [work(part) for part in parts]
-        return _on_one_blas_thread(_run_parts, work, parts)
+        return elsewise() if me is None else on_pool()
     finally:
         if me is not None and _state["owner"] == me:
             _state["owner"] = None
@@ -373,13 +400,17 @@ def _on_one_blas_thread(function, *args, **kwargs):
         _state["set_local"](fallback if previous is None else previous)
 
 
-def _run_parts(work, parts: list) -> list:
+def _run_parts(work, parts: list, cancel=None) -> list:
     handed = []
     try:
         for worker, part in zip(_pool(len(parts) - 1), parts[1:]):
             handed.append(worker)
             worker.post(work, part)
         first = work(parts[0])
+    except BaseException:
+        if cancel is not None:
+            cancel()
+        raise
     finally:  # collect every part handed out, even when interrupted while waiting; raise afterwards
         outcomes, interrupt = [], None
         for worker in handed:

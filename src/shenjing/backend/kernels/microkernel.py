@@ -205,6 +205,269 @@ def _relu_if(b, value, do_relu, zero):
     return b.select(do_relu, clipped, value)
 
 
+TANH_LIMIT = 9.0
+"""|x| beyond which the kernels' tanh is ±1 (float32's tanh(9) rounds to 1)."""
+
+_TANH_P = (0.9999999934366993, 0.1308402163370764, 0.0031039687552122234, 1.1154429128852651e-05,
+           -2.0225649149551038e-08, 5.278114770945258e-11, -8.489045081816061e-14)
+_TANH_Q = (1.0, 0.4641734875118166, 0.024495229287627443, 0.00025461628912145306)
+"""tanh(x) ≈ x·P(x²)/Q(x²) on [−9, 9], coefficients from the lowest power up: fitted for this project
+(an iteratively reweighted least-squares fit of the relative error, in float64). Evaluated in float32
+it is within 6 ulp of tanh (3.6e-7 absolute); NumPy's float32 tanh is within 1.4 ulp."""
+
+
+def _splat(value):
+    return ir.Constant(_VEC, [float(value)] * LANES)
+
+
+def _tanh_ir(b, fma, x):
+    """The SIMD tanh of the vector ``x`` (see :data:`_TANH_P`); NaN stays NaN, ±inf gives ±1."""
+    limit, one = _splat(TANH_LIMIT), _splat(1.0)
+    x = b.select(b.fcmp_ordered(">", x, limit), limit, x)
+    x = b.select(b.fcmp_ordered("<", x, _splat(-TANH_LIMIT)), _splat(-TANH_LIMIT), x)
+    z = b.fmul(x, x)
+
+    def horner(coefficients):
+        acc = _splat(coefficients[-1])
+        for c in coefficients[-2::-1]:
+            acc = b.call(fma, [acc, z, _splat(c)])
+        return acc
+
+    r = b.fdiv(b.fmul(x, horner(_TANH_P)), horner(_TANH_Q))
+    r = b.select(b.fcmp_ordered(">", r, one), one, r)
+    return b.select(b.fcmp_ordered("<", r, _splat(-1.0)), _splat(-1.0), r)
+
+
+def _intrinsic(module, name, return_type, arguments=()):
+    existing = module.globals.get(name)
+    return existing or ir.Function(module, ir.FunctionType(return_type, list(arguments)), name)
+
+
+def _barrier(b, counter, target):
+    """Arrive at a barrier of the threads that share ``counter`` (add one to ``counter[0]``), then spin
+    until it reaches ``target``, yielding the core every 256 polls (a thread descheduled by another gets
+    it). A nonzero ``counter[1]`` (the run was called off: a party will never come) makes the function
+    return 1 at once."""
+    b.atomic_rmw("add", counter, _const(1), "seq_cst")
+    x86 = b.module.triple.startswith(("x86_64", "i686", "i386"))
+    pause = _intrinsic(b.module, "llvm.x86.sse2.pause", ir.VoidType()) if x86 else None  # a spin-wait hint
+    yield_ = _intrinsic(b.module, "sched_yield", _I32)
+    fn, before = b.function, b.block
+    check, spin, give, back, quit_, done = (fn.append_basic_block(name)
+                                            for name in ("wait", "spin", "yield", "pause", "quit", "go"))
+    b.branch(check)
+    b.position_at_end(check)
+    polls = b.phi(_I64)
+    polls.add_incoming(_const(0), before)
+    arrived = b.load_atomic(counter, "acquire", 8)
+    b.cbranch(b.icmp_signed(">=", arrived, target), done, spin)
+    b.position_at_end(spin)
+    polls_next = b.add(polls, _const(1))
+    b.cbranch(b.icmp_signed("==", b.and_(polls_next, _const(255)), _const(0)), give, back)
+    b.position_at_end(give)
+    b.call(yield_, [])
+    called_off = b.load_atomic(b.gep(counter, [_const(1)]), "acquire", 8)
+    b.cbranch(b.icmp_signed("!=", called_off, _const(0)), quit_, back)
+    b.position_at_end(quit_)
+    b.ret(_const(1))
+    b.position_at_end(back)
+    if pause is not None:
+        b.call(pause, [])
+    polls.add_incoming(polls_next, back)
+    b.branch(check)
+    b.position_at_end(done)
+
+
+def _lstm_forward_ir(module, fma, name):
+    """void name(h, c, tc, a, proj, proj_offsets, index, panels, n, u, t, first, stop, counter, parties)
+    — see :func:`lstm_forward`."""
+    fp, ip = _F32.as_pointer(), _I64.as_pointer()
+    signature = ir.FunctionType(_I64, [fp, fp, fp, fp, fp, ip, ip, fp] + [_I64] * 5 + [ip, _I64])
+    fn = ir.Function(module, signature, name)
+    h, c, tc, a, proj, proj_off, index, panels, n, u, t, first, stop, counter, parties = fn.args
+    for pointer in (proj_off, index, panels):  # not proj: the gates may be written over it (``a`` is ``proj``)
+        pointer.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    zero, half = _splat(0.0), _splat(0.5)
+    nu = b.mul(n, u)
+    width = b.mul(u, _const(4))
+    panel_size = b.mul(u, _const(LANES * 4))
+    blocks = b.sdiv(b.add(n, _const(ROWS - 1)), _const(ROWS))
+    last = b.sub(n, _const(1))
+
+    def step_body(s, _):
+        h_prev, h_next = b.gep(h, [b.mul(s, nu)]), b.gep(h, [b.mul(b.add(s, _const(1)), nu)])
+        c_prev, c_next = b.gep(c, [b.mul(s, nu)]), b.gep(c, [b.mul(b.add(s, _const(1)), nu)])
+        tc_s = b.gep(tc, [b.mul(s, nu)])
+        a_s = b.gep(a, [b.mul(b.load(b.gep(index, [s])), b.mul(n, width))])
+        offsets = b.gep(proj_off, [b.mul(s, n)])
+
+        def panel_body(p, _):
+            panel = b.gep(panels, [b.mul(p, panel_size)])
+            col = b.mul(p, _const(LANES))  # the panel's first unit
+
+            def block_body(blk, _):
+                r0 = b.mul(blk, _const(ROWS))
+                rows = []
+                for r in range(ROWS):  # a block past the last row repeats it (not stored)
+                    row = b.add(r0, _const(r))
+                    rows.append(b.select(b.icmp_signed(">", row, last), last, row))
+                h_rows = [b.gep(h_prev, [b.mul(row, u)]) for row in rows]
+
+                def k_body(k, acc):
+                    wv = [b.load(_vector_at(b, panel, b.add(b.mul(k, _const(LANES * 4)), _const(LANES * q))), align=4)
+                          for q in range(4)]
+                    new = []
+                    for r in range(ROWS):
+                        x = _broadcast(b, b.load(b.gep(h_rows[r], [k]), align=4))
+                        new.extend(b.call(fma, [x, wv[q], acc[r * 4 + q]]) for q in range(4))
+                    return new
+
+                acc = _loop(b, _const(0), u, [zero] * (ROWS * 4), k_body)
+                for r in range(ROWS):
+                    row = b.add(r0, _const(r))
+                    with b.if_then(b.icmp_signed("<", row, n)):
+                        source = b.gep(proj, [b.add(b.load(b.gep(offsets, [row])), col)])
+                        gates_row = b.gep(a_s, [b.add(b.mul(row, width), col)])
+                        inputs = [b.load(_vector_at(b, source, b.mul(u, _const(q))), align=4) for q in range(4)]
+                        tanh = [_tanh_ir(b, fma, b.fadd(acc[r * 4 + q], inputs[q])) for q in range(4)]
+                        i, f, o = (b.call(fma, [tanh[q], half, half]) for q in (0, 1, 3))
+                        g = tanh[2]
+                        for q, gate in enumerate((i, f, g, o)):
+                            b.store(gate, _vector_at(b, gates_row, b.mul(u, _const(q))), align=4)
+                        at = b.add(b.mul(row, u), col)
+                        cell = b.fadd(b.fmul(f, b.load(_vector_at(b, c_prev, at), align=4)), b.fmul(i, g))
+                        b.store(cell, _vector_at(b, c_next, at), align=4)
+                        squashed = _tanh_ir(b, fma, cell)
+                        b.store(squashed, _vector_at(b, tc_s, at), align=4)
+                        b.store(b.fmul(o, squashed), _vector_at(b, h_next, at), align=4)
+                return []
+
+            _loop(b, _const(0), blocks, [], block_body)
+            return []
+
+        _loop(b, first, stop, [], panel_body)
+        _barrier(b, counter, b.mul(b.add(s, _const(1)), parties))
+        return []
+
+    _loop(b, _const(0), t, [], step_body)
+    b.ret(_const(0))
+
+
+def _lstm_backward_ir(module, fma, name):
+    """void name(g, g_row, g_step, a, tc, c, dz, gc, partials, slots, index, transposed, n, u, t, first, stop,
+    slot, counter, parties) — see :func:`lstm_backward`."""
+    fp, ip = _F32.as_pointer(), _I64.as_pointer()
+    signature = ir.FunctionType(_I64, [fp, _I64, _I64, fp, fp, fp, fp, fp, fp, _I64, ip, fp]
+                                + [_I64] * 6 + [ip, _I64])
+    fn = ir.Function(module, signature, name)
+    (g, g_row, g_step, a, tc, c, dz, gc, partials, slots, index, transposed, n, u, t, first, stop, slot, counter,
+     parties) = fn.args
+    for pointer in (g, a, tc, c, index, transposed):
+        pointer.add_attribute("noalias")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    zero, one = _splat(0.0), _splat(1.0)
+    nu = b.mul(n, u)
+    width = b.mul(u, _const(4))
+    blocks = b.sdiv(b.add(n, _const(ROWS - 1)), _const(ROWS))
+    last = b.sub(n, _const(1))
+    wide = b.sdiv(u, _const(LANES * VECTORS))  # output panels of 64 units
+    wide_end = b.mul(wide, _const(LANES * VECTORS))
+    segments = b.mul(b.sub(stop, first), _const(4))  # (panel, gate) runs of 16 columns of d
+
+    def vec(pointer, offset):
+        return _vector_at(b, pointer, offset)
+
+    def step_body(j, _):
+        s = b.sub(b.sub(t, _const(1)), j)
+        ix = b.load(b.gep(index, [s]))
+        parity = b.and_(j, _const(1))
+        incoming = b.gep(partials, [b.mul(b.mul(parity, slots), nu)])
+        outgoing = b.gep(partials, [b.mul(b.add(b.mul(b.sub(_const(1), parity), slots), slot), nu)])
+        a_s, dz_s = b.gep(a, [b.mul(ix, b.mul(n, width))]), b.gep(dz, [b.mul(ix, b.mul(n, width))])
+        tc_s, c_s = b.gep(tc, [b.mul(s, nu)]), b.gep(c, [b.mul(s, nu)])
+
+        def row_body(r, _):
+            def panel_body(p, _):
+                col = b.mul(p, _const(LANES))
+                at = b.add(b.mul(r, u), col)
+
+                def add_part(k, acc):
+                    return [b.fadd(acc[0], b.load(vec(b.gep(incoming, [b.mul(k, nu)]), at), align=4))]
+
+                h_grad = _loop(b, _const(1), parties, [b.load(vec(incoming, at), align=4)], add_part)[0]
+                h_grad = b.fadd(h_grad, b.load(vec(g, b.add(b.add(b.mul(r, g_row), b.mul(s, g_step)), col)), align=4))
+                gates_at = b.add(b.mul(r, width), col)
+                i, f, gg, o = (b.load(vec(a_s, b.add(gates_at, b.mul(u, _const(q)))), align=4) for q in range(4))
+                squashed = b.load(vec(tc_s, at), align=4)
+                dc = b.fadd(b.fmul(b.fmul(h_grad, o), b.fsub(one, b.fmul(squashed, squashed))),
+                            b.load(vec(gc, at), align=4))
+                d = (b.fmul(b.fmul(dc, gg), b.fmul(b.fsub(one, i), i)),
+                     b.fmul(b.fmul(dc, b.load(vec(c_s, at), align=4)), b.fmul(b.fsub(one, f), f)),
+                     b.fmul(b.fmul(dc, i), b.fadd(b.fmul(b.fsub(one, gg), gg), b.fsub(one, gg))),
+                     b.fmul(b.fmul(h_grad, squashed), b.fmul(b.fsub(one, o), o)))
+                for q in range(4):
+                    b.store(d[q], vec(dz_s, b.add(gates_at, b.mul(u, _const(q)))), align=4)
+                b.store(b.fmul(dc, f), vec(gc, at), align=4)
+                return []
+
+            _loop(b, first, stop, [], panel_body)
+            return []
+
+        _loop(b, _const(0), n, [], row_body)
+
+        def block_body(blk, _):  # the partial h gradient: d (own columns) · Rᵀ (their rows)
+            r0 = b.mul(blk, _const(ROWS))
+            rows = []
+            for r in range(ROWS):
+                row = b.add(r0, _const(r))
+                rows.append(b.gep(dz_s, [b.mul(b.select(b.icmp_signed(">", row, last), last, row), width)]))
+
+            def columns(col, vectors):
+                def segment_body(seg, acc):
+                    p, q = b.add(first, b.sdiv(seg, _const(4))), b.srem(seg, _const(4))
+                    d_off = b.add(b.mul(q, u), b.mul(p, _const(LANES)))
+                    k0 = b.add(b.mul(p, _const(4 * LANES)), b.mul(q, _const(LANES)))
+                    row_ptrs = [b.gep(ptr, [d_off]) for ptr in rows]
+
+                    def k_body(kk, acc):
+                        w_row = b.gep(transposed, [b.add(b.mul(b.add(k0, kk), u), col)])
+                        wv = [b.load(vec(w_row, _const(LANES * v)), align=4) for v in range(vectors)]
+                        new = []
+                        for r in range(ROWS):
+                            x = _broadcast(b, b.load(b.gep(row_ptrs[r], [kk]), align=4))
+                            new.extend(b.call(fma, [x, wv[v], acc[r * vectors + v]]) for v in range(vectors))
+                        return new
+
+                    return _loop(b, _const(0), _const(LANES), acc, k_body)
+
+                acc = _loop(b, _const(0), segments, [zero] * (ROWS * vectors), segment_body)
+                for r in range(ROWS):
+                    row = b.add(r0, _const(r))
+                    with b.if_then(b.icmp_signed("<", row, n)):
+                        target = b.gep(outgoing, [b.add(b.mul(row, u), col)])
+                        for v in range(vectors):
+                            b.store(acc[r * vectors + v], vec(target, _const(LANES * v)), align=4)
+
+            def wide_body(panel, _):
+                columns(b.mul(panel, _const(LANES * VECTORS)), VECTORS)
+                return []
+
+            _loop(b, _const(0), wide, [], wide_body)
+            remainder = b.sdiv(b.sub(u, wide_end), _const(LANES))
+            for vectors in range(1, VECTORS):
+                with b.if_then(b.icmp_signed("==", remainder, _const(vectors))):
+                    columns(wide_end, vectors)
+            return []
+
+        _loop(b, _const(0), blocks, [], block_body)
+        _barrier(b, counter, b.mul(b.add(j, _const(1)), parties))
+        return []
+
+    _loop(b, _const(0), t, [], step_body)
+    b.ret(_const(0))
+
+
 _FUNCTIONS = {"contiguous": True, "strided": False}
 """The compiled functions: name -> whether it reads a segment's values one after another."""
 
@@ -230,6 +493,9 @@ def _compile():
     fma = ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
     for name, unit_step in _FUNCTIONS.items():
         _product_ir(module, fma, name, unit_step)
+    _lstm_forward_ir(module, fma, "lstm_forward")
+    _lstm_backward_ir(module, fma, "lstm_backward")
+    llvm.add_symbol("sched_yield", ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value)
     target = llvm.Target.from_default_triple().create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
     parsed = llvm.parse_assembly(str(module))
@@ -241,7 +507,12 @@ def _compile():
     _state["engine"] = engine  # keeps the machine code alive
     i64, p = ctypes.c_int64, ctypes.c_void_p
     prototype = ctypes.CFUNCTYPE(None, p, i64, i64, p, i64, p, i64, i64, i64, p, i64, p, i64, i64, p, i64)
-    _state["functions"] = {name: prototype(engine.get_function_address(name)) for name in _FUNCTIONS}
+    functions = {name: prototype(engine.get_function_address(name)) for name in _FUNCTIONS}
+    functions["lstm_forward"] = ctypes.CFUNCTYPE(i64, *[p] * 8, *[i64] * 5, p, i64)(
+        engine.get_function_address("lstm_forward"))
+    functions["lstm_backward"] = ctypes.CFUNCTYPE(i64, p, i64, i64, *[p] * 6, i64, p, p, *[i64] * 6, p, i64)(
+        engine.get_function_address("lstm_backward"))
+    _state["functions"] = functions
 
 
 def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None, relu=False, accumulate=False,
@@ -290,3 +561,110 @@ def _zeros(f):
     if zeros is None or len(zeros) < f:
         zeros = _state["zeros"] = np.zeros(max(f, 1024), dtype=np.float32)
     return zeros[:f]
+
+
+def lstm_forward(h, c, tc, a, proj, proj_offsets, index, panels):
+    """The steps of a sigmoid/tanh LSTM, checked and made ready to run: returns ``part(k, parties)``,
+    which runs the units of the k-th of ``parties`` even shares of the panels, in step with the other
+    parties' threads (a barrier after every step: the next one needs all of h); ``part(0, 1)`` runs
+    them all. For :func:`shenjing.backend.parallel.run_together`; one call of ``lstm_forward`` per run.
+
+    ``h``, ``c`` (t + 1, n, u): the states in processing order, [0] given, [s + 1] written at step s;
+    ``tc`` (t, n, u): tanh(c) of each step, written; ``a`` (t, n, 4·u): the gates i, f, g, o of each step,
+    written at ``index[s]`` (its input time); ``proj`` (float32, any shape; may be ``a`` itself),
+    ``proj_offsets`` (t, n) int64: step s's row r of the input projection (its sigmoid columns halved)
+    starts at ``proj.flat[proj_offsets[s, r]]``; ``panels`` (u / 16, u, 64): the recurrent kernel, its
+    sigmoid columns halved, packed by :func:`lstm_panels`.
+    """
+    if not prepare():
+        raise RuntimeError("lstm_forward: the kernels could not be compiled (llvmlite >= 0.44 is needed)")
+    t1, n, u = h.shape
+    t, count = t1 - 1, u // LANES
+    if (c.shape != h.shape or tc.shape != (t, n, u) or a.shape != (t, n, 4 * u) or proj_offsets.shape != (t, n)
+            or index.shape != (t,) or panels.shape != (count, u, 4 * LANES) or u % LANES):
+        raise ValueError(f"lstm_forward: shapes do not fit h {h.shape}: c {c.shape}, tc {tc.shape}, a {a.shape}, "
+                         f"offsets {proj_offsets.shape}, index {index.shape}, panels {panels.shape}")
+    if not all(x.dtype.char == "f" and x.flags.c_contiguous for x in (h, c, tc, a, proj, panels)):
+        raise ValueError("lstm_forward: the arrays must be C-contiguous float32")
+    if not all(x.dtype == np.int64 and x.flags.c_contiguous for x in (proj_offsets, index)):
+        raise ValueError("lstm_forward: the offsets and index must be contiguous int64")
+    if t and n and (proj_offsets.min() < 0 or proj_offsets.max() + 4 * u > proj.size or index.min() < 0
+                    or index.max() >= t):
+        raise ValueError("lstm_forward: an offset or index out of range")
+    return _Parts(_state["functions"]["lstm_forward"], count,
+                  (h, c, tc, a, proj, proj_offsets, index, panels, n, u, t), ())
+
+
+def lstm_panels(kernel):
+    """The recurrent kernel (u, 4·u) (gate blocks i, f, g, o) packed for :func:`lstm_forward`: panel p
+    (u, 64) holds the columns of units 16p … 16p + 15 of each gate, gate after gate."""
+    u = kernel.shape[0]
+    return np.ascontiguousarray(kernel.reshape(u, 4, u // LANES, LANES).transpose(2, 0, 1, 3)).reshape(
+        u // LANES, u, 4 * LANES)
+
+
+def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
+    """The backward steps of :func:`lstm_forward`, checked and made ready to run as ``part(k, parties)``
+    (the same split of the units; a barrier after every step), in reverse processing order.
+
+    ``g`` (n, t + 2, u): the gradient of the packed output (outputs, then final h and c), whose [:, s] is
+    added to the gradient reaching step s's h; ``a``, ``tc``, ``c``: the forward's gates, tanh(c) and
+    cells; ``dz`` (t, n, 4·u): written with the gradient of each step's (halved-sigmoid) gate
+    pre-activations, at ``index[s]``; ``gc`` (n, u): the gradient of the final c, replaced by that of
+    c0; ``gh`` (n, u): that of the final h; ``transposed`` (4·u, u): the recurrent kernel's transpose, its
+    rows in panel order (:func:`lstm_transposed`). Returns ``(part, finish)``: ``finish(parties)``, after
+    the run, gives the gradient of h0. ``slots``: the most parties that may run.
+    """
+    if not prepare():
+        raise RuntimeError("lstm_backward: the kernels could not be compiled (llvmlite >= 0.44 is needed)")
+    t, n, width = a.shape
+    u, count = width // 4, width // (4 * LANES)
+    if (g.shape != (n, t + 2, u) or tc.shape != (t, n, u) or c.shape != (t + 1, n, u) or dz.shape != a.shape
+            or gc.shape != (n, u) or gh.shape != (n, u) or index.shape != (t,) or transposed.shape != (width, u)
+            or u % LANES):
+        raise ValueError(f"lstm_backward: shapes do not fit a {a.shape}: g {g.shape}, tc {tc.shape}, c {c.shape}, "
+                         f"dz {dz.shape}, gc {gc.shape}, gh {gh.shape}, index {index.shape}, "
+                         f"transposed {transposed.shape}")
+    if not all(x.dtype.char == "f" and x.flags.c_contiguous for x in (g, a, tc, c, dz, gc, gh, transposed)):
+        raise ValueError("lstm_backward: the arrays must be C-contiguous float32")
+    if index.dtype != np.int64 or not index.flags.c_contiguous or (t and (index.min() < 0 or index.max() >= t)):
+        raise ValueError("lstm_backward: the index must be contiguous int64 within the steps")
+    partials = np.zeros((2, max(1, slots), n, u), np.float32)
+    partials[0, 0] = gh
+    parts = _Parts(_state["functions"]["lstm_backward"], count, (g, (t + 2) * u, u, a, tc, c, dz, gc, partials,
+                                                                 partials.shape[1], index, transposed, n, u, t), (0,))
+
+    def finish(parties):
+        return partials[t % 2, :parties].sum(axis=0)
+
+    return parts, finish
+
+
+def lstm_transposed(kernel):
+    """The recurrent kernel (u, 4·u) transposed, (4·u, u), its rows in :func:`lstm_panels`' column order
+    (units 16p … 16p + 15 of each gate, gate after gate)."""
+    u = kernel.shape[0]
+    return np.ascontiguousarray(lstm_panels(kernel).transpose(0, 2, 1)).reshape(4 * u, u)
+
+
+class _Parts:
+    """One run of a kernel whose parties meet at barriers: ``parts(k, parties)`` runs the k-th of
+    ``parties`` even shares of ``count`` panels, ``parts.cancel()`` calls the run off (a party that will
+    never come: the others return at their next barrier, and so does any that starts later).
+
+    ``function(*head, first, stop, *slot, counter, parties)``: arrays in ``head`` are passed as pointers
+    (and kept alive here); ``slot`` is ``()``, or ``(0,)`` for a function that takes its party's number."""
+
+    def __init__(self, function, count, head, slot):
+        self.function, self.count, self.head, self.numbered = function, count, head, bool(slot)
+        self.counter = np.zeros(2, np.int64)  # arrivals, called off
+        self.arguments = tuple(x.ctypes.data if isinstance(x, np.ndarray) else x for x in head)
+
+    def __call__(self, k, parties):
+        slot = (k,) if self.numbered else ()
+        if self.function(*self.arguments, self.count * k // parties, self.count * (k + 1) // parties, *slot,
+                         self.counter.ctypes.data, parties):
+            raise RuntimeError("the compiled LSTM steps were called off (a thread of the run never came)")
+
+    def cancel(self):
+        self.counter[1] = 1
