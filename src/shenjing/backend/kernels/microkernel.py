@@ -424,6 +424,8 @@ def _lstm_backward_ir(module, fma, name):
                 rows.append(b.gep(dz_s, [b.mul(b.select(b.icmp_signed(">", row, last), last, row), width)]))
 
             def columns(col, vectors):
+                panel = b.gep(transposed, [b.mul(col, width)])  # (4·u, 16·vectors), after `col` columns' panels
+
                 def segment_body(seg, acc):
                     p, q = b.add(first, b.sdiv(seg, _const(4))), b.srem(seg, _const(4))
                     d_off = b.add(b.mul(q, u), b.mul(p, _const(LANES)))
@@ -431,7 +433,7 @@ def _lstm_backward_ir(module, fma, name):
                     row_ptrs = [b.gep(ptr, [d_off]) for ptr in rows]
 
                     def k_body(kk, acc):
-                        w_row = b.gep(transposed, [b.add(b.mul(b.add(k0, kk), u), col)])
+                        w_row = b.gep(panel, [b.mul(b.add(k0, kk), _const(LANES * vectors))])
                         wv = [b.load(vec(w_row, _const(LANES * v)), align=4) for v in range(vectors)]
                         new = []
                         for r in range(ROWS):
@@ -609,10 +611,10 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
 
     ``g`` (n, t + 2, u): the gradient of the packed output (outputs, then final h and c), whose [:, s] is
     added to the gradient reaching step s's h; ``a``, ``tc``, ``c``: the forward's gates, tanh(c) and
-    cells; ``dz`` (t, n, 4·u): written with the gradient of each step's (halved-sigmoid) gate
-    pre-activations, at ``index[s]``; ``gc`` (n, u): the gradient of the final c, replaced by that of
-    c0; ``gh`` (n, u): that of the final h; ``transposed`` (4·u, u): the recurrent kernel's transpose, its
-    rows in panel order (:func:`lstm_transposed`). Returns ``(part, finish)``: ``finish(parties)``, after
+    cells; ``dz`` (t, n, 4·u): written with the gradient of each step's gate pre-activations (those of
+    the unhalved kernel), at ``index[s]``; ``gc`` (n, u): the gradient of the final c, replaced by that of
+    c0; ``gh`` (n, u): that of the final h; ``transposed`` (4·u·u,): the recurrent kernel (unhalved) packed
+    by :func:`lstm_transposed`. Returns ``(part, finish)``: ``finish(parties)``, after
     the run, gives the gradient of h0. ``slots``: the most parties that may run.
     """
     if not prepare():
@@ -620,7 +622,7 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
     t, n, width = a.shape
     u, count = width // 4, width // (4 * LANES)
     if (g.shape != (n, t + 2, u) or tc.shape != (t, n, u) or c.shape != (t + 1, n, u) or dz.shape != a.shape
-            or gc.shape != (n, u) or gh.shape != (n, u) or index.shape != (t,) or transposed.shape != (width, u)
+            or gc.shape != (n, u) or gh.shape != (n, u) or index.shape != (t,) or transposed.shape != (width * u,)
             or u % LANES):
         raise ValueError(f"lstm_backward: shapes do not fit a {a.shape}: g {g.shape}, tc {tc.shape}, c {c.shape}, "
                          f"dz {dz.shape}, gc {gc.shape}, gh {gh.shape}, index {index.shape}, "
@@ -641,10 +643,13 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
 
 
 def lstm_transposed(kernel):
-    """The recurrent kernel (u, 4·u) transposed, (4·u, u), its rows in :func:`lstm_panels`' column order
-    (units 16p … 16p + 15 of each gate, gate after gate)."""
+    """The recurrent kernel (u, 4·u) transposed for :func:`lstm_backward`, flat: its rows (4·u, u) in
+    :func:`lstm_panels`' column order (units 16p … 16p + 15 of each gate, gate after gate), cut into panels
+    of 64 columns (the last one narrower when u is not a multiple of 64), one after another."""
     u = kernel.shape[0]
-    return np.ascontiguousarray(lstm_panels(kernel).transpose(0, 2, 1)).reshape(4 * u, u)
+    rows = lstm_panels(kernel).transpose(0, 2, 1).reshape(4 * u, u)
+    step = LANES * VECTORS
+    return np.concatenate([rows[:, col:col + step].reshape(-1) for col in range(0, u, step)])
 
 
 class _Parts:
