@@ -932,7 +932,8 @@ def test_register_blocked_input_gradient_leaves_an_infinite_kernel_to_the_column
 @pytest.mark.parametrize("kernel_path", ["compiled"], indirect=True)
 def test_a_register_blocked_kernel_that_cannot_compile_leaves_the_columns(kernel_path, monkeypatch):
     """An llvmlite that cannot build the kernels (before 0.44: no new pass manager) costs nothing but
-    their speed: the convolution takes the column path, and the compilation is not tried again."""
+    their speed: the convolution takes the column path, and the compilation is not tried again. (Where
+    only the LSTM's kernels fail, the others are built without them: the next test.)"""
     from shenjing.backend import jit
 
     module = jit.kernels("microkernel")
@@ -941,8 +942,8 @@ def test_a_register_blocked_kernel_that_cannot_compile_leaves_the_columns(kernel
     monkeypatch.setitem(module._state, "failed", False)
     tries = []
 
-    def old_llvmlite():
-        tries.append(1)
+    def old_llvmlite(lstm):
+        tries.append(lstm)
         raise AttributeError("module 'llvmlite.binding' has no attribute 'create_pass_builder'")
 
     monkeypatch.setattr(module, "_compile", old_llvmlite)
@@ -952,9 +953,36 @@ def test_a_register_blocked_kernel_that_cannot_compile_leaves_the_columns(kernel
         xt, kt = Tensor(x, requires_grad=True), Tensor(k, requires_grad=True)
         out = conv.conv2d(xt, kt)
         out.sum().backward()
-    assert tries == [1]
+    assert tries == [True, False]  # with the LSTM's kernels, then without them; never again
     want = conv.conv2d(x.astype(np.float64), k.astype(np.float64)).data
     np.testing.assert_allclose(out.data, want, rtol=1e-5, atol=1e-5)
     with pytest.raises(RuntimeError, match="could not be compiled"):
         module.window_product(x, np.zeros(1, np.int64), np.zeros(1, np.int64), 1, k.reshape(-1, 16)[:1],
                               np.empty((2, 1, 16), np.float32))
+
+
+def test_kernels_are_built_without_the_lstms_where_those_cannot_be():
+    """A failure that only the LSTM's kernels meet (no ``sched_yield`` to call, say) leaves the
+    convolution's kernels built: ``prepare`` is true and ``lstm_ready`` false."""
+    from shenjing.backend import jit
+
+    jit.set_enabled(True)
+    module = jit.kernels("microkernel")
+    saved = dict(module._state)
+    compile_ = module._compile
+
+    def no_lstm(lstm):
+        if lstm:
+            raise OSError("no sched_yield")
+        compile_(lstm)
+
+    try:
+        module._state.update(functions={}, failed=False)
+        module._compile = no_lstm
+        assert module.prepare() and not module.lstm_ready()
+        assert set(module._state["functions"]) == {"contiguous", "strided"}
+    finally:
+        module._compile = compile_
+        module._state.clear()
+        module._state.update(saved)
+

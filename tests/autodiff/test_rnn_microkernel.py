@@ -1,7 +1,9 @@
 """The LSTM's register-blocked steps (``microkernel.lstm_forward`` / ``lstm_backward``, used by
 ``shenjing.autodiff.rnn`` for float32 sigmoid/tanh LSTMs of a multiple of 16 units) against the
-NumPy path: outputs, final states and every gradient, on one and two threads; the kernels' own tanh
-against NumPy's; the fallbacks; and the barrier's way out when a party never comes."""
+step-by-step path (NumPy's matmul and tanh with the numba gate kernels, themselves tested against the
+NumPy ufuncs in test_rnn_jit.py): outputs, final states and every gradient, on one to four threads;
+the kernels' own tanh against the exact one; the fallbacks; and the barrier's way out when a party
+never comes or fails."""
 
 import threading
 
@@ -56,7 +58,7 @@ def lstm_results(arrays, embedding=False, **options):
     return [o.numpy() for o in outs] + [a.grad for a in inputs + tensors if a is not None]
 
 
-def random_inputs(n, t, features, units, states=True, embedding=False, seed=0):
+def random_inputs(n, t, features, units, states=True, embedding=False, fortran=False, seed=0):
     rng = np.random.default_rng(seed)
     f32 = np.float32
     if embedding:
@@ -68,10 +70,12 @@ def random_inputs(n, t, features, units, states=True, embedding=False, seed=0):
     h0, c0 = ((rng.normal(size=(n, units)).astype(f32), rng.normal(size=(n, units)).astype(f32)) if states
               else (None, None))
     recurrent = (rng.normal(size=(units, 4 * units)) / np.sqrt(units)).astype(f32)
+    if fortran:
+        kernel, recurrent = np.asfortranarray(kernel), np.asfortranarray(recurrent)
     return [x, kernel, bias, h0, c0, recurrent]
 
 
-def numpy_path(monkeypatch, arrays, **options):
+def step_by_step(monkeypatch, arrays, **options):
     with monkeypatch.context() as patch:
         patch.setattr(rnn, "_fused_forward", lambda *a: None)
         return lstm_results(arrays, **options)
@@ -84,37 +88,58 @@ CASES = {  # (batch, steps, features, units, options)
     "zero-states": (8, 30, 16, 64, dict(states=False)),
     "embedding": (9, 12, 6, 80, dict(embedding=True)),
     "embedding-go_backwards": (4, 10, 6, 16, dict(embedding=True, go_backwards=True)),
+    "one-step-144-units": (3, 1, 4, 144, {}),
+    "fortran-ordered-kernels": (5, 6, 4, 64, dict(fortran=True)),
 }
 
 
-@pytest.mark.parametrize("threads", ["1", "2"])
+@pytest.fixture
+def parties_seen(monkeypatch):
+    """The number of parties of each ``run_together`` (the pool's cores not capped: the tests may ask for
+    more threads than the machine has)."""
+    seen = []
+    run_together = parallel.run_together
+
+    def counted(work, parties, cancel=None):
+        seen.append(run_together(work, parties, cancel))
+        return seen[-1]
+
+    monkeypatch.setattr(parallel, "run_together", counted)
+    monkeypatch.setattr(parallel, "_cores", lambda: 8)
+    return seen
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
 @pytest.mark.parametrize("case", list(CASES))
-def test_register_blocked_lstm_steps_match_the_numpy_path(kernels, case, threads, monkeypatch):
-    """Both kernels run (units split over the threads: 1 to 5 panels of 16 units, output panels of 1 to 4
-    vectors of 16), and every result is the NumPy path's within float32 rounding (the kernels' own tanh
-    and summation order)."""
+def test_register_blocked_lstm_steps_match_the_step_by_step_path(kernels, case, threads, parties_seen, monkeypatch):
+    """Both kernels run, on as many threads as asked for and as the units have panels of 16 (1 to 9
+    panels; output panels of 1 to 4 vectors of 16), and every result is the step-by-step path's within
+    float32 rounding (the kernels' own tanh and order of the sums)."""
     n, t, features, units, options = CASES[case]
     options = dict(options)
     arrays = random_inputs(n, t, features, units, states=options.pop("states", True),
-                           embedding=options.get("embedding", False))
-    want = numpy_path(monkeypatch, arrays, **options)
-    monkeypatch.setenv("SHENJING_NUM_THREADS", threads)
+                           embedding=options.get("embedding", False), fortran=options.pop("fortran", False))
+    want = step_by_step(monkeypatch, arrays, **options)
+    monkeypatch.setenv("SHENJING_NUM_THREADS", str(threads))
     got = lstm_results(arrays, **options)
     assert kernels.calls == {"lstm_forward": 1, "lstm_backward": 1}
+    expected = min(threads, units // 16) if parallel._available() else 1
+    assert parties_seen == [expected, expected]
     for ours, ref in zip(got, want):
         assert ours.dtype == np.float32 and ours.shape == ref.shape
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(ref).max()))
 
 
-def test_one_and_two_threads_give_the_same_forward(kernels, monkeypatch):
+def test_one_and_two_threads_give_the_same_forward(kernels, parties_seen, monkeypatch):
     """Each unit's steps are computed by the same code whichever thread owns it: the forward is the same
     to the bit on one and two threads."""
     arrays = random_inputs(7, 11, 5, 64)
     runs = []
-    for threads in ("1", "2"):
+    for threads in ("1", "3"):
         monkeypatch.setenv("SHENJING_NUM_THREADS", threads)
         outs = rnn.lstm_with_input(*[Tensor(a) if a is not None else None for a in arrays])
         runs.append([o.numpy() for o in outs])
+    assert parties_seen == [1, 3 if parallel._available() else 1]
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
 
@@ -143,7 +168,7 @@ def test_the_kernels_tanh_is_within_a_few_ulp_of_numpys(kernels):
 
 
 @pytest.mark.parametrize("case", ["mask", "recurrent-dropout", "float64", "24-units", "sigmoid-only"])
-def test_the_numpy_path_takes_what_the_kernels_do_not(kernels, case):
+def test_the_step_by_step_path_takes_what_the_kernels_do_not(kernels, case):
     arrays = random_inputs(3, 4, 2, 24 if case == "24-units" else 16)
     options = {}
     if case == "mask":
@@ -160,7 +185,7 @@ def test_the_numpy_path_takes_what_the_kernels_do_not(kernels, case):
 
 def test_an_lstm_layer_trains_through_the_kernels(kernels, monkeypatch):
     """Embedding → LSTM(32) → Dense softmax: the public API takes the kernels (on two threads), and the
-    loss falls as on the NumPy path."""
+    loss falls as on the step-by-step path."""
     monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
     rng = np.random.default_rng(3)
     ids = rng.integers(0, 10, size=(64, 12))
@@ -230,3 +255,39 @@ def test_an_interrupt_before_the_callers_part_calls_the_run_off(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         parallel.run_together(work, 2, cancelled.set)
     assert parallel._state["owner"] is None
+
+
+def test_a_part_that_fails_calls_the_run_off(kernels, monkeypatch):
+    """A pool thread whose part fails before its kernel starts (here: its call raises) calls the run off,
+    so the caller's part returns from its barrier and the run raises instead of hanging."""
+    if not parallel._available():
+        pytest.skip("this BLAS has no thread-count control: one thread")
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "2")
+    h, c = np.zeros((4, 2, 32), np.float32), np.zeros((4, 2, 32), np.float32)
+    tc, a = np.zeros((3, 2, 32), np.float32), np.zeros((3, 2, 128), np.float32)
+    run = kernels.lstm_forward(h, c, tc, a, a, np.zeros((3, 2), np.int64), np.arange(3, dtype=np.int64),
+                               kernels.lstm_panels(np.zeros((32, 128), np.float32)))
+    function, caller = run.function, threading.current_thread()
+
+    def fails_on_the_pool(*args):
+        if threading.current_thread() is not caller:
+            raise MemoryError
+        return function(*args)
+
+    run.function = fails_on_the_pool
+    with pytest.raises(RuntimeError, match="called off"):
+        parallel.run_together(run, 2, run.cancel)
+
+
+def test_more_parties_than_slots_are_refused(kernels):
+    """The backward's partial sums have a slot per party: a run asked of more parties raises (and calls
+    itself off) instead of writing past them."""
+    n, t, u = 2, 2, 32
+    a, dz = np.zeros((t, n, 4 * u), np.float32), np.zeros((t, n, 4 * u), np.float32)
+    part, _ = kernels.lstm_backward(np.zeros((n, t + 2, u), np.float32), a, np.zeros((t, n, u), np.float32),
+                                    np.zeros((t + 1, n, u), np.float32), dz, np.zeros((n, u), np.float32),
+                                    np.zeros((n, u), np.float32), np.arange(t, dtype=np.int64),
+                                    kernels.lstm_transposed(np.zeros((u, 4 * u), np.float32)), 1)
+    with pytest.raises(ValueError, match="at most 1 parties"):
+        part(0, 2)
+    assert part.counter[1] == 1

@@ -21,7 +21,8 @@ The path is on when all of these hold:
 Kernels are compiled on their first call for each dtype (float32, float64) and cached on disk
 (numba's ``cache=True``), so only the first run on a machine pays the compile time. One family is
 not numba's: ``kernels.microkernel`` holds register-blocked float32 loops written as LLVM IR with
-llvmlite (which numba brings), compiled once per process.
+llvmlite (which numba brings), compiled once per process: the convolution's products and the LSTM's
+steps.
 """
 
 from __future__ import annotations

@@ -353,12 +353,13 @@ def run_together(work, parties: int, cancel=None) -> int:
     thread takes k = 0): for work whose parts wait for each other (a barrier), which :func:`run`'s
     one-after-another fallback would deadlock. Where that many threads cannot be had at once (the pool
     is running another region, or this is inside one; no pool), ``work(0, 1)`` alone does the whole job
-    on the calling thread. Returns the number of parties that ran. BLAS is single-threaded meanwhile.
+    on the calling thread. Returns the number of parties that ran. On the pool, BLAS is single-threaded
+    meanwhile. No more parties than the cores this process may use.
 
-    A part must not raise before it has passed every barrier (the others would wait for it): check
-    the arguments before, once. ``cancel()``, called when the calling thread's part does not run (an
-    interrupt just before it), must make the other parts stop waiting for it."""
-    parties = max(1, min(parties, threads()))
+    A part that fails before its barriers must make the others stop waiting for it, and so must
+    ``cancel()``: it is called when the calling thread's part raises or does not run (an interrupt just
+    before it, or while handing the parts out)."""
+    parties = max(1, min(parties, threads(), _cores()))
 
     def alone():
         work(0, 1)
@@ -369,6 +370,14 @@ def run_together(work, parties: int, cancel=None) -> int:
         return parties
 
     return alone() if parties == 1 or not _available() else _claimed(together, alone)
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _claimed(on_pool, elsewise):
@@ -420,6 +429,8 @@ def _run_parts(work, parts: list, cancel=None) -> list:
                     break
                 except BaseException as error:
                     interrupt = interrupt or error
+                    if cancel is not None:  # (again: an interrupt may have cut the first call short)
+                        cancel()
         if interrupt is not None:
             raise interrupt
     for _, error in outcomes:

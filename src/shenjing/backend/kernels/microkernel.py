@@ -26,6 +26,16 @@ sample blocks side by side. The kernels are float32 and meant for CPUs with AVX-
 elsewhere LLVM would split the vectors and spill, and the callers keep their BLAS path. Measured
 on mnist_cnn's second convolution, one core, 1,000 samples: 145–170 GFLOP/s with the bias and relu,
 against OpenBLAS's 118–122 for the column matrix's product alone (whose building adds 20 ms).
+
+The same register blocking runs an LSTM's steps (:func:`lstm_forward`, :func:`lstm_backward`): a
+step's recurrent product h·R is small (char-LSTM: 64 × 256 × 1,024), and a BLAS splits it over the
+cores step by step (OpenBLAS, two threads: 141 µs, against MKL's 103), while the gate math around it
+runs on one core. Here each thread owns a share of the units for the whole sequence, so its columns
+of R (the four gates of 16 units side by side in a panel, :func:`lstm_panels`) stay in its core's
+cache, and the threads meet at a spin barrier after each step (:func:`_barrier`). The forward's
+accumulators hold the four gates of 16 units for 6 rows, so the gates, the cell and h are finished in
+registers (a SIMD tanh of its own, :func:`_tanh_ir`); the backward computes its units' gate gradients,
+then their share of the next step's h gradient (d·Rᵀ over its own columns), which the threads sum.
 """
 
 from __future__ import annotations
@@ -206,7 +216,7 @@ def _relu_if(b, value, do_relu, zero):
 
 
 TANH_LIMIT = 9.0
-"""|x| beyond which the kernels' tanh is ±1 (float32's tanh(9) rounds to 1)."""
+"""|x| beyond which the kernels' tanh is its value at ±9, which rounds to ±1 (1 − tanh(9) = 3.0e-8)."""
 
 _TANH_P = (0.9999999934366993, 0.1308402163370764, 0.0031039687552122234, 1.1154429128852651e-05,
            -2.0225649149551038e-08, 5.278114770945258e-11, -8.489045081816061e-14)
@@ -279,8 +289,8 @@ def _barrier(b, counter, target):
 
 
 def _lstm_forward_ir(module, fma, name):
-    """void name(h, c, tc, a, proj, proj_offsets, index, panels, n, u, t, first, stop, counter, parties)
-    — see :func:`lstm_forward`."""
+    """i64 name(h, c, tc, a, proj, proj_offsets, index, panels, n, u, t, first, stop, counter, parties)
+    — see :func:`lstm_forward`; returns 0, or 1 when the run was called off (:func:`_barrier`)."""
     fp, ip = _F32.as_pointer(), _I64.as_pointer()
     signature = ir.FunctionType(_I64, [fp, fp, fp, fp, fp, ip, ip, fp] + [_I64] * 5 + [ip, _I64])
     fn = ir.Function(module, signature, name)
@@ -355,8 +365,8 @@ def _lstm_forward_ir(module, fma, name):
 
 
 def _lstm_backward_ir(module, fma, name):
-    """void name(g, g_row, g_step, a, tc, c, dz, gc, partials, slots, index, transposed, n, u, t, first, stop,
-    slot, counter, parties) — see :func:`lstm_backward`."""
+    """i64 name(g, g_row, g_step, a, tc, c, dz, gc, partials, slots, index, transposed, n, u, t, first, stop,
+    slot, counter, parties) — see :func:`lstm_backward`; returns 0, or 1 when the run was called off."""
     fp, ip = _F32.as_pointer(), _I64.as_pointer()
     signature = ir.FunctionType(_I64, [fp, _I64, _I64, fp, fp, fp, fp, fp, fp, _I64, ip, fp]
                                 + [_I64] * 6 + [ip, _I64])
@@ -477,27 +487,37 @@ _FUNCTIONS = {"contiguous": True, "strided": False}
 def prepare() -> bool:
     """Compile the kernels now (once per process), not at their first call; returns whether they are
     usable (an llvmlite without the new pass manager, before 0.44, cannot build them: the callers then
-    keep their BLAS path)."""
+    keep their BLAS path). Where the LSTM's kernels cannot be built (no ``sched_yield`` to call), the
+    others are built without them (:func:`lstm_ready`)."""
     if not _state["functions"] and not _state.get("failed"):
         with _lock:
             if not _state["functions"] and not _state.get("failed"):
                 try:
-                    _compile()
+                    _compile(lstm=True)
                 except Exception:  # AttributeError from an old llvmlite, or LLVM refusing the target
-                    _state["failed"] = True
+                    try:
+                        _compile(lstm=False)
+                    except Exception:
+                        _state["failed"] = True
     return bool(_state["functions"])
 
 
-def _compile():
+def lstm_ready() -> bool:
+    """Whether :func:`lstm_forward` and :func:`lstm_backward` are compiled and usable."""
+    return prepare() and "lstm_forward" in _state["functions"]
+
+
+def _compile(lstm: bool):
     _init()
     module = ir.Module("shenjing_microkernels")
     module.triple = llvm.get_process_triple()
     fma = ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
     for name, unit_step in _FUNCTIONS.items():
         _product_ir(module, fma, name, unit_step)
-    _lstm_forward_ir(module, fma, "lstm_forward")
-    _lstm_backward_ir(module, fma, "lstm_backward")
-    llvm.add_symbol("sched_yield", ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value)
+    if lstm:
+        llvm.add_symbol("sched_yield", ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value)
+        _lstm_forward_ir(module, fma, "lstm_forward")
+        _lstm_backward_ir(module, fma, "lstm_backward")
     target = llvm.Target.from_default_triple().create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
     parsed = llvm.parse_assembly(str(module))
@@ -510,10 +530,11 @@ def _compile():
     i64, p = ctypes.c_int64, ctypes.c_void_p
     prototype = ctypes.CFUNCTYPE(None, p, i64, i64, p, i64, p, i64, i64, i64, p, i64, p, i64, i64, p, i64)
     functions = {name: prototype(engine.get_function_address(name)) for name in _FUNCTIONS}
-    functions["lstm_forward"] = ctypes.CFUNCTYPE(i64, *[p] * 8, *[i64] * 5, p, i64)(
-        engine.get_function_address("lstm_forward"))
-    functions["lstm_backward"] = ctypes.CFUNCTYPE(i64, p, i64, i64, *[p] * 6, i64, p, p, *[i64] * 6, p, i64)(
-        engine.get_function_address("lstm_backward"))
+    if lstm:
+        functions["lstm_forward"] = ctypes.CFUNCTYPE(i64, *[p] * 8, *[i64] * 5, p, i64)(
+            engine.get_function_address("lstm_forward"))
+        functions["lstm_backward"] = ctypes.CFUNCTYPE(i64, p, i64, i64, *[p] * 6, i64, p, p, *[i64] * 6, p, i64)(
+            engine.get_function_address("lstm_backward"))
     _state["functions"] = functions
 
 
@@ -578,7 +599,7 @@ def lstm_forward(h, c, tc, a, proj, proj_offsets, index, panels):
     starts at ``proj.flat[proj_offsets[s, r]]``; ``panels`` (u / 16, u, 64): the recurrent kernel, its
     sigmoid columns halved, packed by :func:`lstm_panels`.
     """
-    if not prepare():
+    if not lstm_ready():
         raise RuntimeError("lstm_forward: the kernels could not be compiled (llvmlite >= 0.44 is needed)")
     t1, n, u = h.shape
     t, count = t1 - 1, u // LANES
@@ -617,7 +638,7 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
     by :func:`lstm_transposed`. Returns ``(part, finish)``: ``finish(parties)``, after
     the run, gives the gradient of h0. ``slots``: the most parties that may run.
     """
-    if not prepare():
+    if not lstm_ready():
         raise RuntimeError("lstm_backward: the kernels could not be compiled (llvmlite >= 0.44 is needed)")
     t, n, width = a.shape
     u, count = width // 4, width // (4 * LANES)
@@ -634,7 +655,8 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
     partials = np.zeros((2, max(1, slots), n, u), np.float32)
     partials[0, 0] = gh
     parts = _Parts(_state["functions"]["lstm_backward"], count, (g, (t + 2) * u, u, a, tc, c, dz, gc, partials,
-                                                                 partials.shape[1], index, transposed, n, u, t), (0,))
+                                                                 partials.shape[1], index, transposed, n, u, t), (0,),
+                   slots=partials.shape[1])
 
     def finish(parties):
         return partials[t % 2, :parties].sum(axis=0)
@@ -654,21 +676,31 @@ def lstm_transposed(kernel):
 
 class _Parts:
     """One run of a kernel whose parties meet at barriers: ``parts(k, parties)`` runs the k-th of
-    ``parties`` even shares of ``count`` panels, ``parts.cancel()`` calls the run off (a party that will
-    never come: the others return at their next barrier, and so does any that starts later).
+    ``parties`` (at most ``slots``) even shares of ``count`` panels; ``parts.cancel()`` calls the run
+    off (a party that will never come: the others return at their next barrier, and so does any that
+    starts later). A part that fails before its kernel starts calls the run off itself. One run only:
+    the barrier's counter is not reset.
 
     ``function(*head, first, stop, *slot, counter, parties)``: arrays in ``head`` are passed as pointers
     (and kept alive here); ``slot`` is ``()``, or ``(0,)`` for a function that takes its party's number."""
 
-    def __init__(self, function, count, head, slot):
+    def __init__(self, function, count, head, slot, slots=None):
         self.function, self.count, self.head, self.numbered = function, count, head, bool(slot)
+        self.slots = slots
         self.counter = np.zeros(2, np.int64)  # arrivals, called off
         self.arguments = tuple(x.ctypes.data if isinstance(x, np.ndarray) else x for x in head)
 
     def __call__(self, k, parties):
-        slot = (k,) if self.numbered else ()
-        if self.function(*self.arguments, self.count * k // parties, self.count * (k + 1) // parties, *slot,
-                         self.counter.ctypes.data, parties):
+        try:
+            if not 0 <= k < parties or (self.slots is not None and parties > self.slots):
+                raise ValueError(f"part {k} of {parties}: out of range (at most {self.slots} parties)")
+            slot = (k,) if self.numbered else ()
+            status = self.function(*self.arguments, self.count * k // parties, self.count * (k + 1) // parties,
+                                   *slot, self.counter.ctypes.data, parties)
+        except BaseException:
+            self.cancel()
+            raise
+        if status:
             raise RuntimeError("the compiled LSTM steps were called off (a thread of the run never came)")
 
     def cancel(self):
