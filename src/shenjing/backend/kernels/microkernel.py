@@ -141,7 +141,6 @@ def _product_ir(module, fma, name, unit_step):
         pointer.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     zero = ir.Constant(_VEC, [0.0] * LANES)
-    wide_end = b.mul(b.sdiv(f, _const(LANES * VECTORS)), _const(LANES * VECTORS))
     do_relu = b.icmp_signed("!=", relu, _const(0))
     do_add = b.icmp_signed("!=", accumulate, _const(0))
     blocks = b.sdiv(b.add(pixels, _const(ROWS - 1)), _const(ROWS))
@@ -191,15 +190,7 @@ def _product_ir(module, fma, name, unit_step):
                             value = b.select(do_add, b.fadd(b.load(target, align=4), value), value)
                             b.store(value, target, align=4)
 
-            def wide_body(panel, _):
-                columns(b.mul(panel, _const(LANES * VECTORS)), VECTORS)
-                return []
-
-            _loop(b, _const(0), b.sdiv(f, _const(LANES * VECTORS)), [], wide_body)
-            remainder = b.sdiv(b.sub(f, wide_end), _const(LANES))
-            for vectors in range(1, VECTORS):
-                with b.if_then(b.icmp_signed("==", remainder, _const(vectors))):
-                    columns(wide_end, vectors)
+            _column_panels(b, f, columns)
             return []
 
         _loop(b, _const(0), blocks, [], block_body)
@@ -207,6 +198,23 @@ def _product_ir(module, fma, name, unit_step):
 
     _loop(b, _const(0), samples, [], sample_body)
     b.ret_void()
+
+
+def _column_panels(b, width, columns):
+    """``columns(col, vectors)`` over ``width`` columns (a multiple of :data:`LANES`): panels of
+    :data:`VECTORS` vectors, then the narrower rest (1 to VECTORS − 1 vectors) if there is one."""
+    wide = b.sdiv(width, _const(LANES * VECTORS))
+    wide_end = b.mul(wide, _const(LANES * VECTORS))
+
+    def wide_body(panel, _):
+        columns(b.mul(panel, _const(LANES * VECTORS)), VECTORS)
+        return []
+
+    _loop(b, _const(0), wide, [], wide_body)
+    remainder = b.sdiv(b.sub(width, wide_end), _const(LANES))
+    for vectors in range(1, VECTORS):
+        with b.if_then(b.icmp_signed("==", remainder, _const(vectors))):
+            columns(wide_end, vectors)
 
 
 def _relu_if(b, value, do_relu, zero):
@@ -381,8 +389,6 @@ def _lstm_backward_ir(module, fma, name):
     width = b.mul(u, _const(4))
     blocks = b.sdiv(b.add(n, _const(ROWS - 1)), _const(ROWS))
     last = b.sub(n, _const(1))
-    wide = b.sdiv(u, _const(LANES * VECTORS))  # output panels of 64 units
-    wide_end = b.mul(wide, _const(LANES * VECTORS))
     segments = b.mul(b.sub(stop, first), _const(4))  # (panel, gate) runs of 16 columns of d
 
     def vec(pointer, offset):
@@ -461,15 +467,7 @@ def _lstm_backward_ir(module, fma, name):
                         for v in range(vectors):
                             b.store(acc[r * vectors + v], vec(target, _const(LANES * v)), align=4)
 
-            def wide_body(panel, _):
-                columns(b.mul(panel, _const(LANES * VECTORS)), VECTORS)
-                return []
-
-            _loop(b, _const(0), wide, [], wide_body)
-            remainder = b.sdiv(b.sub(u, wide_end), _const(LANES))
-            for vectors in range(1, VECTORS):
-                with b.if_then(b.icmp_signed("==", remainder, _const(vectors))):
-                    columns(wide_end, vectors)
+            _column_panels(b, u, columns)
             return []
 
         _loop(b, _const(0), blocks, [], block_body)
