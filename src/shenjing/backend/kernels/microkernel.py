@@ -563,11 +563,7 @@ def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None
     if len(pixel_offsets) != pixels or bias.shape != (f,):
         raise ValueError(f"window_product: {len(pixel_offsets)} pixel offsets and bias {bias.shape} for out "
                          f"{out.shape}")
-    if not all(a.dtype.char == "f" and a.flags.c_contiguous for a in (x, w, bias)):
-        raise ValueError("window_product: x, w and bias must be C-contiguous float32")
-    if not all(a.dtype.kind == "i" and a.itemsize == 8 and a.flags.c_contiguous
-               for a in (pixel_offsets, segment_offsets)):
-        raise ValueError("window_product: the offsets must be contiguous int64")
+    _check_layout("window_product", "x, w and bias", (x, w, bias), "the offsets", (pixel_offsets, segment_offsets))
     if out.dtype.char != "f" or out.strides[1:] != (4 * f, 4) or out.strides[0] % 4:
         raise ValueError("window_product: out must be float32 with contiguous rows")
     sample_stride = x.strides[0] // 4 if samples else 0
@@ -575,6 +571,15 @@ def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None
     function(x.ctypes.data, sample_stride, samples, pixel_offsets.ctypes.data, pixels, segment_offsets.ctypes.data,
              len(segment_offsets), seg_len, step, w.ctypes.data, f, bias.ctypes.data, int(bool(relu)),
              int(bool(accumulate)), out.ctypes.data, out.strides[0] // 4)
+
+
+def _check_layout(caller, floats_label, floats, ints_label, ints):
+    """Raise unless ``floats`` are C-contiguous float32 and ``ints`` contiguous int64: the kernels read
+    and write them through raw pointers (checked always, not asserted)."""
+    if not all(x.dtype.char == "f" and x.flags.c_contiguous for x in floats):
+        raise ValueError(f"{caller}: {floats_label} must be C-contiguous float32")
+    if not all(x.dtype.kind == "i" and x.itemsize == 8 and x.flags.c_contiguous for x in ints):
+        raise ValueError(f"{caller}: {ints_label} must be contiguous int64")
 
 
 def _zeros(f):
@@ -605,10 +610,8 @@ def lstm_forward(h, c, tc, a, proj, proj_offsets, index, panels):
             or index.shape != (t,) or panels.shape != (count, u, 4 * LANES) or u % LANES):
         raise ValueError(f"lstm_forward: shapes do not fit h {h.shape}: c {c.shape}, tc {tc.shape}, a {a.shape}, "
                          f"offsets {proj_offsets.shape}, index {index.shape}, panels {panels.shape}")
-    if not all(x.dtype.char == "f" and x.flags.c_contiguous for x in (h, c, tc, a, proj, panels)):
-        raise ValueError("lstm_forward: the arrays must be C-contiguous float32")
-    if not all(x.dtype == np.int64 and x.flags.c_contiguous for x in (proj_offsets, index)):
-        raise ValueError("lstm_forward: the offsets and index must be contiguous int64")
+    _check_layout("lstm_forward", "the arrays", (h, c, tc, a, proj, panels), "the offsets and index",
+                  (proj_offsets, index))
     if t and n and (proj_offsets.min() < 0 or proj_offsets.max() + 4 * u > proj.size or index.min() < 0
                     or index.max() >= t):
         raise ValueError("lstm_forward: an offset or index out of range")
@@ -646,10 +649,9 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
         raise ValueError(f"lstm_backward: shapes do not fit a {a.shape}: g {g.shape}, tc {tc.shape}, c {c.shape}, "
                          f"dz {dz.shape}, gc {gc.shape}, gh {gh.shape}, index {index.shape}, "
                          f"transposed {transposed.shape}")
-    if not all(x.dtype.char == "f" and x.flags.c_contiguous for x in (g, a, tc, c, dz, gc, gh, transposed)):
-        raise ValueError("lstm_backward: the arrays must be C-contiguous float32")
-    if index.dtype != np.int64 or not index.flags.c_contiguous or (t and (index.min() < 0 or index.max() >= t)):
-        raise ValueError("lstm_backward: the index must be contiguous int64 within the steps")
+    _check_layout("lstm_backward", "the arrays", (g, a, tc, c, dz, gc, gh, transposed), "the index", (index,))
+    if t and (index.min() < 0 or index.max() >= t):
+        raise ValueError("lstm_backward: an index out of range")
     partials = np.zeros((2, max(1, slots), n, u), np.float32)
     partials[0, 0] = gh
     parts = _Parts(_state["functions"]["lstm_backward"], count, (g, (t + 2) * u, u, a, tc, c, dz, gc, partials,
