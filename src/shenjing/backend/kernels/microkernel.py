@@ -667,11 +667,18 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
 def lstm_transposed(kernel):
     """The recurrent kernel (u, 4·u) transposed for :func:`lstm_backward`, flat: its rows (4·u, u) in
     :func:`lstm_panels`' column order (units 16p … 16p + 15 of each gate, gate after gate), cut into panels
-    of 64 columns (the last one narrower when u is not a multiple of 64), one after another."""
+    of 64 columns (the last one narrower when u is not a multiple of 64), one after another (one copy)."""
     u = kernel.shape[0]
-    rows = lstm_panels(kernel).transpose(0, 2, 1).reshape(4 * u, u)
     step = LANES * VECTORS
-    return np.concatenate([rows[:, col:col + step].reshape(-1) for col in range(0, u, step)])
+    full = u // step * step
+    out = np.empty(4 * u * u, np.float32)
+    # kernel[k, q·u + 16p + l] of column panel k // 64 goes to [k // 64][p][q][l][k % 64]
+    grouped = kernel[:full].reshape(full // step, step, 4, u // LANES, LANES).transpose(0, 3, 2, 4, 1)
+    out[:4 * u * full].reshape(grouped.shape)[...] = grouped
+    if full < u:
+        rest = kernel[full:].reshape(u - full, 4, u // LANES, LANES).transpose(2, 1, 3, 0)
+        out[4 * u * full:].reshape(rest.shape)[...] = rest
+    return out
 
 
 class _Parts:
