@@ -144,6 +144,20 @@ def test_one_and_two_threads_give_the_same_forward(kernels, parties_seen, monkey
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("units", [16, 48, 64, 80, 144, 256])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_backwards_packed_kernel_is_the_forwards_panels_transposed(kernels, units, order):
+    """``lstm_transposed`` (one strided copy) holds, panel of 64 columns after panel, the rows of the
+    forward's panels transposed: element [j, k] is R[k, j] with j in the panels' column order."""
+    rng = np.random.default_rng(units)
+    kernel = np.asarray(rng.normal(size=(units, 4 * units)).astype(np.float32), order=order)
+    rows = kernels.lstm_panels(np.ascontiguousarray(kernel)).transpose(0, 2, 1).reshape(4 * units, units)
+    want = np.concatenate([rows[:, col:col + 64].reshape(-1) for col in range(0, units, 64)])
+    got = kernels.lstm_transposed(kernel)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, want)
+
+
 def test_the_kernels_tanh_is_within_a_few_ulp_of_numpys(kernels):
     """With a zero recurrent kernel the g gate is tanh of the input projection: the kernels' tanh over
     float32 values from 1e-30 to 30, both signs, and ±inf (±1) and NaN (NaN)."""
