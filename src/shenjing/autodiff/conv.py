@@ -326,8 +326,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     k_mat = kernel.reshape(k_size, f)
     pixels = ho * wo
     micro = _microkernel_plan(xpad, kernel, bias, strides, dilation, (ho, wo))
-    if micro is not None:
-        xpad = micro[1]
+    if micro is not None:  # the kernel reads the input and the kernel matrix through raw pointers
+        xpad, k_mat = xp.ascontiguousarray(xpad), xp.ascontiguousarray(k_mat)
     step, parts = parallel.sample_blocks(n, pixels * k_size * dtype.itemsize)
     if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
@@ -372,8 +372,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         for start, stop in part:
             rows = (out[start:stop] if block is None else block[:stop - start]).reshape(-1, f)
             if micro is not None:  # the bias and a relu added by the kernel
-                kernels, xpad_c, offsets, k_c, bias_c = micro
-                kernels.window_product(xpad_c[start:stop], *offsets, k_c, rows.reshape(stop - start, pixels, f),
+                kernels, offsets, bias_c = micro
+                kernels.window_product(xpad[start:stop], *offsets, k_mat, rows.reshape(stop - start, pixels, f),
                                        bias_c, activation == "relu")
                 if act is not None and activation != "relu":
                     act[0](rows)
@@ -506,12 +506,10 @@ def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, 
         kernel_rows, per_row = _cached_offsets(("dkernel", wp, kernel.shape, strides, dilation, out_hw), lambda: (
             (_tap_offsets(kernel.shape, dilation, wp)[:, :, None] + xp.arange(c)).ravel(),
             (xp.arange(ho) * (sh * wp * c)).astype(xp.int64)))
-        blocks: dict = {}
 
         def row_segments(samples):
-            if samples not in blocks:
-                blocks[samples] = ((xp.arange(samples) * (hp * wp * c))[:, None] + per_row).ravel()
-            return blocks[samples]
+            return _cached_offsets(("dkernel-rows", hp, wp, c, ho, sh, samples),
+                                   lambda: ((xp.arange(samples) * (hp * wp * c))[:, None] + per_row).ravel())
 
         grad_k = (kernel_rows, row_segments, wo, sw * c)
     if need_x and sh == sw == dh == dw == 1 and c % kernels.LANES == 0 and bool(xp.isfinite(kernel).all()):
@@ -526,15 +524,15 @@ def _micro_gradients(micro, narrow, need_k, need_x, kernel, padded_hw, strides, 
 
 
 def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
-    """The arguments of ``microkernel.window_product`` for this (ungrouped) convolution — (kernels,
-    contiguous input, (pixel offsets, segment offsets, segment length), contiguous kernel matrix,
-    bias or None) — when the register-blocked kernel serves it: the compiled path on, float32, a multiple of
+    """The arguments of ``microkernel.window_product`` for this (ungrouped) convolution besides the input
+    and the kernel matrix — (kernels, (pixel offsets, segment offsets, segment length), bias or None) —
+    when the register-blocked kernel serves it: the compiled path on, float32, a multiple of
     ``microkernel.LANES`` filters, an AVX-512 CPU. Else None (the column path)."""
     xp = B.xp
     kh, kw, c, f = kernel.shape
     if xpad.dtype != xp.float32 or kernel.dtype != xp.float32 or (bias is not None and bias.dtype != xp.float32):
         return None
-    kernels = jit.kernels("microkernel", xp.empty(1, dtype=xp.float32))
+    kernels = jit.kernels("microkernel")
     # compiled here, before any parallel region calls them
     if kernels is None or f % kernels.LANES or not kernels.suited() or not kernels.prepare():
         return None
@@ -549,7 +547,7 @@ def _microkernel_plan(xpad, kernel, bias, strides, dilation, out_hw):
 
     offsets = _cached_offsets(("forward", wp, kernel.shape, strides, dilation, out_hw), build)
     bias = None if bias is None else xp.ascontiguousarray(bias)
-    return kernels, xp.ascontiguousarray(xpad), offsets, xp.ascontiguousarray(kernel.reshape(-1, f)), bias
+    return kernels, offsets, bias
 
 
 _micro_offsets: dict = {}  # (use, geometry…) -> the offset arrays of a blocked convolution

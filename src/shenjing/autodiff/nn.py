@@ -12,7 +12,7 @@ import math
 from .. import backend as B
 from ..backend import jit
 from .ops import _t, linear, unbroadcast
-from .replay import recorded
+from .replay import record_module_ops
 from .tensor import Tensor, _as_data, make
 
 SELU_ALPHA = 1.6732632423543772848170429916717
@@ -474,10 +474,5 @@ def sigmoid_binary_cross_entropy(logits, labels) -> Tensor:
     return make(out, (z, y), backward)
 
 
-_HELPERS = {"add_bias", "fused_activation", "erf_array"}
-# every op is visible to a recording (``replay.recorded``); the helpers above compute on arrays
-for _name, _fn in list(globals().items()):
-    if callable(_fn) and getattr(_fn, "__module__", None) == __name__ and not _name.startswith("_") \
-            and _name not in _HELPERS and not isinstance(_fn, type):
-        globals()[_name] = recorded(_fn)
-del _name, _fn
+# every op is visible to a recording; these helpers compute on arrays
+record_module_ops(globals(), {"add_bias", "fused_activation", "erf_array"})

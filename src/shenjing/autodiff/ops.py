@@ -14,7 +14,7 @@ import math
 
 from .. import backend as B
 from ..backend import jit, parallel
-from .replay import recorded
+from .replay import record_module_ops
 from .tensor import Tensor, _as_data, is_grad_enabled, make
 
 # --------------------------------------------------------------------------- helpers
@@ -802,10 +802,6 @@ def dropout_mask_apply(a, mask) -> Tensor:
     return make(a.data * mask, (a,), lambda g: (g * mask,))
 
 
-_HELPERS = {"unbroadcast", "gathered_rows", "project_rows", "rows_projection_grads"}
-# every op is visible to a recording (``replay.recorded``); the helpers above compute on arrays
-for _name, _fn in list(globals().items()):
-    if callable(_fn) and getattr(_fn, "__module__", None) == __name__ and not _name.startswith("_") \
-            and _name not in _HELPERS and not isinstance(_fn, type):
-        globals()[_name] = recorded(_fn)
-del _name, _fn
+# every op is visible to a recording; these helpers compute on arrays
+record_module_ops(globals(), {"unbroadcast", "gathered_rows", "projected_table", "project_rows",
+                              "rows_projection_grads"})

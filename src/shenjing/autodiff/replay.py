@@ -67,6 +67,16 @@ def recorded(op):
     return call
 
 
+def record_module_ops(namespace: dict, helpers) -> None:
+    """Wrap every public function defined in the module of ``namespace`` (its ``globals()``) with
+    :func:`recorded`, but the ``helpers``, which compute on arrays."""
+    module = namespace["__name__"]
+    for name, fn in list(namespace.items()):
+        if (callable(fn) and getattr(fn, "__module__", None) == module and not name.startswith("_")
+                and name not in helpers and not isinstance(fn, type)):
+            namespace[name] = recorded(fn)
+
+
 _start_lock = threading.Lock()
 
 

@@ -11,8 +11,8 @@ configuration alone: every layer's ``call`` and the loss functions are on the au
 (:func:`~shenjing.autodiff.replay.replay_safe`), activations are shenjing's own, the model has no
 regularization penalties, no masks and no sample weights. A record is dropped as soon as anything about
 the model changes (``variable.graph_generation``: any layer attribute, a weight added, a variable's
-``trainable``) and when the batch's shapes or dtypes, the float type, the backend or grad mode differ.
-Anything else runs the ordinary way.
+``trainable``) and when the batch's shapes or dtypes, the float type or the backend differ. Anything
+else (gradients off among it) runs the ordinary way.
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ def _audited(model) -> bool:
 
 
 def _key(xs, ys) -> tuple:
-    """What a recorded step is valid for (beyond the model's generation): grad mode, the backend, float
-    type and fuzz factor, and each input's and target's shape and dtype."""
-    key = [tensor._grad_enabled, B.xp.__name__, B.floatx(), B.epsilon()]
+    """What a recorded step is valid for (beyond the model's generation; steps are recorded with gradients
+    on only): the backend, float type and fuzz factor, and each input's and target's shape and dtype."""
+    key = [B.xp.__name__, B.floatx(), B.epsilon()]
     for a in xs:
         key += (a.shape, a.dtype)
     for a in ys:
@@ -99,9 +99,10 @@ class StepReplay:
         if not ENABLED or not tensor._grad_enabled or \
                 sample_weight is not None and any(w is not None for w in sample_weight):
             return (None, *_ordinary(model, xs, ys, sample_weight))
-        if self.generation != graph_generation[0] or self.losses != _loss_settings(model):
+        settings = _loss_settings(model)
+        if self.generation != graph_generation[0] or self.losses != settings:
             self.generation = graph_generation[0]
-            self.losses = _loss_settings(model)
+            self.losses = settings
             self.plans.clear()
             self.seen.clear()
             self.failures = 0
