@@ -73,3 +73,35 @@ def test_keep_mask_keeps_one_minus_rate():
     for rate in (0.0, 0.1, 0.5, 0.8):
         keep = backend.keep_mask(np.random.default_rng(3), (400_000,), rate)
         assert keep.dtype == bool and abs(keep.mean() - (1 - rate)) < 0.003
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(300, 784), (40, 28, 28, 3), (5000, 16), (70000, 1), (100_000,), (7, 9)])
+def test_all_finite_finds_every_nan_and_inf(dtype, shape):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    assert backend.all_finite(x)
+    flat = x.reshape(-1)
+    for where in (0, flat.size // 3, flat.size - 1):
+        for bad in (np.nan, np.inf, -np.inf):
+            y = flat.copy()
+            y[where] = bad
+            assert not backend.all_finite(y.reshape(shape)), (where, bad)
+    y = flat.copy()
+    y[[1, 2]] = [np.inf, -np.inf]  # inf − inf in one row sum: NaN, still found
+    assert not backend.all_finite(y.reshape(shape))
+
+
+def test_all_finite_overflowing_sums_are_not_false_alarms():
+    big = np.full((200, 784), np.finfo(np.float32).max / 2, np.float32)  # row sums overflow to inf
+    assert backend.all_finite(big)
+    big[-1, -1] = np.nan
+    assert not backend.all_finite(big)
+
+
+def test_all_finite_non_float_and_strided():
+    assert backend.all_finite(np.arange(100_000).reshape(1000, 100))
+    x = np.zeros((400, 400), np.float32)
+    x[3, 6] = np.nan  # column 3 of x[:, ::2]
+    assert not backend.all_finite(x[:, ::2][:, 2:])
+    assert backend.all_finite(x[:, ::2][:, 4:])

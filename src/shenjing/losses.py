@@ -418,7 +418,7 @@ def _validate(kind: str, name: str, y, p_shape) -> None:
             bounds = float(y.min()), float(y.max())
             finite = math.isfinite(bounds[0]) and math.isfinite(bounds[1])
         else:
-            finite = bool(xp.isfinite(y).all())
+            finite = B.all_finite(y)
         if not finite:
             raise ValueError(f"{where} contains NaN or infinite values; targets must be finite")
 

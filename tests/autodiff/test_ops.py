@@ -305,6 +305,22 @@ def test_linear_and_matmul_of_stacked_rows(rng):
     np.testing.assert_array_equal(kernel.grad, first[1])
 
 
+@pytest.mark.parametrize("act", [None, "relu", "tanh"])
+def test_linear_of_time_major_rows_keeps_their_order(rng, act):
+    """A (batch, time, in) view of time-major rows (a recurrent layer's outputs) is multiplied in its own
+    row order, without a copy: the output is (batch, time, out) laid out time-major too, with NumPy's
+    values; the gradients pass finite differences, the input's seen as the input is."""
+    x_tm, w, bias = _x(rng, 5, 3, 4), _x(rng, 4, 6), _x(rng, 6)  # (time, batch, in)
+    fn = (lambda a, k, b: nn.dense(ops.transpose(a, (1, 0, 2)), k, b, act)) if act else \
+        (lambda a, k, b: ops.linear(ops.transpose(a, (1, 0, 2)), k, b))
+    out = fn(Tensor(x_tm), Tensor(w), Tensor(bias))
+    want = x_tm.transpose(1, 0, 2) @ w + bias
+    want = {None: want, "relu": np.maximum(want, 0), "tanh": np.tanh(want)}[act]
+    np.testing.assert_allclose(out.data, want, rtol=1e-13)
+    assert out.shape == (3, 5, 6) and np.swapaxes(out.data, 0, 1).flags.c_contiguous
+    assert check_gradients(fn, x_tm, w, bias) < 1e-6
+
+
 @pytest.mark.parametrize("act", [None, "relu"])
 def test_linear_with_a_column_major_kernel(rng, act):
     """A column-major kernel (Dense's large ones) gives the row-major kernel's output and gradients, its

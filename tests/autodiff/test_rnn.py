@@ -95,6 +95,32 @@ def test_one_node_for_the_whole_sequence():
     assert node._parents == tuple(tensors)
 
 
+@pytest.mark.parametrize("kind", list(GATES) + ["lstm_with_input"])
+@pytest.mark.parametrize("options", [{}, dict(mask=MASK, go_backwards=True),
+                                     dict(mask=MASK, zero_output_for_mask=True)])
+def test_without_states_the_node_is_the_time_major_outputs(kind, options):
+    """``return_states=False``: one tensor, the node itself, (batch, time, units) laid out time-major, with
+    the same outputs and, for a weighting of them, the same gradients of every input as with the states."""
+    arrays = with_input_case(3) if kind == "lstm_with_input" else case(kind)
+    primitive = (lambda *t, **o: rnn.lstm_with_input(*t, **o)) if kind == "lstm_with_input" else \
+        (lambda *t, **o: run(kind, *t, **o))
+    weights = np.random.default_rng(3).normal(size=(N, T, U))
+    results = []
+    for states in (True, False):
+        tensors = [Tensor(a, requires_grad=True) for a in arrays]
+        outs = primitive(*tensors, return_states=states, **options)
+        assert len(outs) == (1 if not states else 2 + (kind in ("lstm", "lstm_with_input")))
+        if not states:
+            (node,) = outs
+            assert node._parents == tuple(tensors) and np.swapaxes(node.data, 0, 1).flags.c_contiguous
+        ops.sum(ops.mul(outs[0], weights)).backward()
+        results.append([outs[0].numpy()] + [t.grad for t in tensors])
+    for ours, ref in zip(*results):
+        np.testing.assert_array_equal(ours, ref)
+    err = check_gradients(lambda *t: primitive(*t, return_states=False, **options)[0], *arrays)
+    assert err < 1e-6, f"{kind}: relative error {err:.2e}"
+
+
 # --------------------------------------------------------------------------- semantics
 
 

@@ -130,6 +130,42 @@ def test_register_blocked_lstm_steps_match_the_step_by_step_path(kernels, case, 
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(ref).max()))
 
 
+@pytest.mark.parametrize("through", ["weights", "dense"])
+@pytest.mark.parametrize("case", ["plain", "go_backwards", "embedding"])
+def test_the_kernels_take_the_outputs_gradient_without_the_states(kernels, case, through, monkeypatch):
+    """``return_states=False``: the backward kernel reads the gradient of the (batch, time, units) outputs
+    alone, batch-major (a weighting of the outputs) or time-major (a Dense on them: ``ops.linear`` works
+    in the outputs' time-major row order); the results are the step-by-step path's."""
+    n, t, features, units, options = CASES[case]
+    options = dict(options)
+    embedding = options.pop("embedding", False)
+    arrays = random_inputs(n, t, features, units, embedding=embedding)
+    weights = np.random.default_rng(9).normal(size=(n, t, units)).astype(np.float32)
+    dense = Tensor(np.random.default_rng(10).normal(size=(units, 5)).astype(np.float32), requires_grad=True)
+    results = []
+    for fused in (False, True):
+        with monkeypatch.context() as patch:
+            if not fused:
+                patch.setattr(rnn, "_fused_forward", lambda *a: None)
+            x, *rest = arrays
+            source = Tensor(x[0] if embedding else x, requires_grad=True)
+            tensors = [source] + [Tensor(a, requires_grad=True) for a in rest]
+            looked_up = ops.take(source, x[1], axis=0) if embedding else source
+            (outputs,) = rnn.lstm_with_input(looked_up, *tensors[1:], return_states=False, **options)
+            if through == "dense":
+                dense.grad = None
+                projected = ops.linear(outputs, dense)
+                assert projected.shape == (n, t, 5)
+                ops.sum(ops.mul(projected, weights[..., :5])).backward()
+                tensors = tensors + [dense]
+            else:
+                ops.sum(ops.mul(outputs, weights)).backward()
+            results.append([outputs.numpy()] + [a.grad for a in tensors])
+    assert kernels.calls == {"lstm_forward": 1, "lstm_backward": 1}
+    for ours, ref in zip(results[1], results[0]):
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(ref).max()))
+
+
 def test_one_and_two_threads_give_the_same_forward(kernels, parties_seen, monkeypatch):
     """Each unit's steps are computed by the same code whichever thread owns it: the forward is the same
     to the bit on one and two threads."""

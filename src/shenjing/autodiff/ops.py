@@ -319,12 +319,15 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
             return out
     xd = x.data
     # the rows as one (rows, in) matrix and one GEMM over them (NumPy's stacked matmul runs one per leading index,
-    # 2.3x slower); when x is a strided view (a recurrent layer's output) this is a copy, made once and kept
-    # for the kernel's gradient (memory for speed: the backward made it again)
-    x2 = xd if xd.ndim == 2 else xd.reshape(math.prod(xd.shape[:-1]), xd.shape[-1])  # (not −1: a width may be 0)
+    # 2.3x slower); when x is a strided view this is a copy, made once and kept for the kernel's gradient (memory
+    # for speed: the backward made it again). A (batch, time, in) view of time-major rows (a recurrent layer's
+    # outputs) is taken in its own row order, without a copy, and so is the output made: (time, batch, out) rows.
+    swapped = xd.ndim == 3 and not xd.flags.c_contiguous and xd.swapaxes(0, 1).flags.c_contiguous
+    rows_data = xd.swapaxes(0, 1) if swapped else xd
+    x2 = xd if xd.ndim == 2 else rows_data.reshape(math.prod(xd.shape[:-1]), xd.shape[-1])  # (not −1: a width may be 0)
     out = parallel.matmul(x2, kernel.data)
     if xd.ndim != 2:
-        out = out.reshape(xd.shape[:-1] + (kernel.shape[-1],))
+        out = out.reshape(rows_data.shape[:-1] + (kernel.shape[-1],))
     add = None  # the bias, when the activation adds it in its own pass
     if bias is not None:
         if bias.data.dtype != out.dtype:
@@ -335,12 +338,19 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
             out += bias.data
     if act is not None:
         act[0](out, add)
+    if swapped:
+        out = out.swapaxes(0, 1)
 
     def backward(g):
         if act is not None:
             g = act[1](g, out)
+        if swapped:  # the gradient's rows in x2's order; the input's gradient seen as x is
+            g = g.swapaxes(0, 1)
         g2 = g.reshape(x2.shape[0], g.shape[-1])
-        gx = parallel.matmul(g2, kernel.data.T).reshape(x.shape) if x.requires_grad else None
+        gx = None
+        if x.requires_grad:
+            gx = parallel.matmul(g2, kernel.data.T).reshape(rows_data.shape)
+            gx = gx.swapaxes(0, 1) if swapped else gx
         gk = _kernel_grad(x2.T, g2, kernel) if kernel.requires_grad else None
         if bias is None:
             return gx, gk

@@ -53,7 +53,11 @@ Conventions (Keras's):
   matmuls is h ⊙ mask (the carried state itself, and GRU's z-interpolation, use h).
 
 Each primitive returns ``(outputs, *final_states)``: outputs (batch, time, units) and each final
-state (batch, units), all views of the one node (a packed (batch, time + states, units) array).
+state (batch, units), all views of the one node (a packed (batch, time + states, units) array). With
+``return_states=False`` it returns ``(outputs,)``, the node itself: the (batch, time, units) outputs
+seen through the time-major states (no copy), which a following Dense reads as one (time·batch, units)
+matrix without a copy (``ops.linear``), and whose gradient reaches the backward as it comes (no
+slicing node scattering it into a zero-filled packed array).
 
 Activations are taken from a small table of (in-place forward, derivative from the output) pairs:
 tanh, sigmoid, hard_sigmoid (Keras 3's clip(x/6 + 1/2, 0, 1), as :mod:`shenjing.activations`), relu
@@ -185,9 +189,11 @@ def _prepare_states(states, recurrent_kernel, n, t, width, gates, mask, dtype, n
 class _Plan:
     """Per-call step bookkeeping shared by the three primitives: processing order, masks, outputs."""
 
-    def __init__(self, n, t, units, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask):
+    def __init__(self, n, t, units, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask,
+                 with_states=True):
         xp = B.xp
         self.t = t
+        self.with_states = bool(with_states)  # the final states packed after the outputs
         self.go_backwards = bool(go_backwards)
         self.index = [t - 1 - s if go_backwards else s for s in range(t)]  # input time of processing step s
         self.keep = self.drop = self.keep_f = self.out_scale = None
@@ -223,10 +229,15 @@ class _Plan:
         return g * self.keep_f[s], g * (1 - self.keep_f[s])
 
     def pack(self, hs, finals):
-        """The packed output (batch, time + len(finals), units): outputs in processing order, then states."""
+        """The packed output (batch, time + len(finals), units): outputs in processing order, then states.
+        Without ``with_states``: the outputs alone, (batch, time, units) seen through the time-major ``hs``
+        (no copy)."""
         xp = B.xp
         t = self.t
         n, units = hs.shape[1], hs.shape[2]
+        if not self.with_states:
+            seq = hs[1:] if self.out_scale is None else hs[1:] * self.out_scale
+            return xp.swapaxes(seq, 0, 1)
         packed = xp.empty((n, t + len(finals), units), dtype=hs.dtype)
         seq = hs[1:]
         if self.out_scale is not None:
@@ -243,6 +254,8 @@ class _Plan:
         g_out = xp.swapaxes(g[:, :t], 0, 1)
         if self.out_scale is not None:
             g_out = g_out * self.out_scale
+        if not self.with_states:
+            return g_out, [xp.zeros((g.shape[0], g.shape[2]), dtype=g.dtype) for _ in range(n_states)]
         return g_out, [g[:, t + k].copy() for k in range(n_states)]
 
     def previous_states(self, hs, dtype):
@@ -259,7 +272,9 @@ class _Plan:
         return B.xp.swapaxes(dx, 0, 1)
 
 
-def _unpack(node, t, n_states):
+def _unpack(node, t, n_states, plan):
+    if not plan.with_states:
+        return (node,)
     outputs = ops.getitem(node, (slice(None), slice(0, t)))
     finals = [ops.getitem(node, (slice(None), t + k)) for k in range(n_states)]
     return (outputs, *finals)
@@ -269,17 +284,19 @@ def _unpack(node, t, n_states):
 
 
 def simple_rnn(x_proj, h0, recurrent_kernel, activation="tanh", mask=None, go_backwards=False,
-               recurrent_dropout_mask=None, zero_output_for_mask=False):
+               recurrent_dropout_mask=None, zero_output_for_mask=False, return_states=True):
     """h_t = act(x_proj_t + h_{t−1} @ recurrent_kernel) over the whole sequence, one tape node.
 
     ``x_proj`` (batch, time, units); ``h0`` (batch, units) or None (zeros); ``recurrent_kernel``
-    (units, units). Returns ``(outputs (batch, time, units), h_final (batch, units))``.
+    (units, units). Returns ``(outputs (batch, time, units), h_final (batch, units))`` (``(outputs,)`` without
+    ``return_states``: see the module's docstring).
     """
     xp = B.xp
     x_proj, (h0,), R, mask, n, t, u = _prepare(x_proj, [("h0", h0)], recurrent_kernel, 1, mask, "simple_rnn")
     act, dact = _activation(activation, "simple_rnn activation")
     dtype = x_proj.dtype
-    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask,
+                 return_states)
     xT = xp.swapaxes(x_proj.data, 0, 1)
     Rd = R.data
     A = xp.empty((t, n, u), dtype=dtype)  # activated h_new per input time
@@ -313,24 +330,26 @@ def simple_rnn(x_proj, h0, recurrent_kernel, activation="tanh", mask=None, go_ba
         return plan.x_grad(dA), gh, dR
 
     node = make(plan.pack(H, [H[t]]), (x_proj, h0, R), backward)
-    return _unpack(node, t, 1)
+    return _unpack(node, t, 1, plan)
 
 
 # -------------------------------------------------------------------------------------- LSTM
 
 
 def lstm(x_proj, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activation="tanh", mask=None,
-         go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False):
+         go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False, return_states=True):
     """The LSTM recurrence (gates i, f, c, o) over the whole sequence, one tape node.
 
     ``x_proj`` (batch, time, 4·units) = x @ kernel + bias; ``h0``, ``c0`` (batch, units) or None;
-    ``recurrent_kernel`` (units, 4·units). Returns ``(outputs, h_final, c_final)``.
+    ``recurrent_kernel`` (units, 4·units). Returns ``(outputs, h_final, c_final)`` (``(outputs,)`` without
+    ``return_states``).
     """
     xp = B.xp
     x_proj, (h0, c0), R, mask, n, t, u = _prepare(x_proj, [("h0", h0), ("c0", c0)], recurrent_kernel, 4, mask,
                                                   "lstm")
     acts = (_activation(recurrent_activation, "lstm recurrent_activation"), _activation(activation, "lstm activation"))
-    plan = _Plan(n, t, u, x_proj.dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    plan = _Plan(n, t, u, x_proj.dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask,
+                 return_states)
     packed, core_backward = _lstm_core(xp.swapaxes(x_proj.data, 0, 1), False, h0.data, c0.data, R.data, acts, plan)
 
     def backward(g):
@@ -338,11 +357,12 @@ def lstm(x_proj, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activ
         return plan.x_grad(dz), gh, gc, dR
 
     node = make(packed, (x_proj, h0, c0, R), backward)
-    return _unpack(node, t, 2)
+    return _unpack(node, t, 2, plan)
 
 
 def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activation="sigmoid", activation="tanh",
-                    mask=None, go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False):
+                    mask=None, go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False,
+                    return_states=True):
     """:func:`lstm` with the input projection inside the node: ``x`` (batch, time, features),
     ``kernel`` (features, 4·units), ``bias`` (4·units,) or None; the same as
     ``lstm(x @ kernel + bias, h0, c0, recurrent_kernel, …)``, one tape node.
@@ -354,7 +374,7 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     projections (the same sums, grouped differently), and the backward gives the table's, the kernel's and the
     bias's gradients from each table row's summed uses (:func:`ops.rows_projection_grads`; char-LSTM, 65 ids into
     4,096 steps: the two matmuls of 4,096 rows become ones of 65, a training step 61 → 54 ms). Returns ``(outputs,
-    h_final, c_final)``.
+    h_final, c_final)`` (``(outputs,)`` without ``return_states``).
     """
     xp = B.xp
     x = x if isinstance(x, Tensor) else Tensor(x)
@@ -372,7 +392,8 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     (h0, c0), R, mask, u = _prepare_states([("h0", h0), ("c0", c0)], recurrent_kernel, n, t, width, 4, mask, dtype,
                                            "lstm_with_input")
     acts = (_activation(recurrent_activation, "lstm recurrent_activation"), _activation(activation, "lstm activation"))
-    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask,
+                 return_states)
     fast = _is_fast(acts)
     # the weight matrix with the bias as its last row
     cols = features + (bias is not None)
@@ -425,7 +446,7 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
 
     parents = (source, kernel, h0, c0, R) if bias is None else (source, kernel, bias, h0, c0, R)
     node = make(packed, parents, backward)
-    return _unpack(node, t, 2)
+    return _unpack(node, t, 2, plan)
 
 
 def _lstm_vectors(u, dtype):
@@ -533,7 +554,7 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
     def backward(g):
         g_out, (gh, gc) = plan.unpack_grad(g, 2)
         dZ = xp.empty((t, n, width), dtype=dtype)
-        if fused is not None and jit.usable(A, g, gh, gc):
+        if fused is not None and jit.usable(A, gh, gc) and _strided_rows(g, A.dtype):
             kernels, index, parties = fused
             part, finish = kernels.lstm_backward(g, A, TC, C, dZ, gc, gh, index, kernels.lstm_transposed(Rd), parties)
             gh = finish(parallel.run_together(part, parties, part.cancel))
@@ -588,6 +609,13 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
         return dZ, gh, gc, dR
 
     return plan.pack(H, [H[t], C[t]]), backward
+
+
+def _strided_rows(g, dtype) -> bool:
+    """Whether ``lstm_backward`` reads ``g`` as it is: ``dtype``, contiguous rows (the last axis), and
+    non-negative strides in whole elements (the kernel reads it at its strides)."""
+    return g.dtype == dtype and g.strides[-1] == g.itemsize and all(
+        step >= 0 and step % g.itemsize == 0 for step in g.strides)
 
 
 def _fused_forward(A, P, rows, Rs, plan, H, C, TC):
@@ -694,12 +722,13 @@ def _lstm_generic(P, h0, c0, Rd, acts, plan):
 
 
 def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, recurrent_activation="sigmoid",
-        activation="tanh", mask=None, go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False):
+        activation="tanh", mask=None, go_backwards=False, recurrent_dropout_mask=None, zero_output_for_mask=False,
+        return_states=True):
     """The GRU recurrence (gates z, r, h) over the whole sequence, one tape node.
 
     ``x_proj`` (batch, time, 3·units) = x @ kernel + input bias; ``h0`` (batch, units) or None;
     ``recurrent_kernel`` (units, 3·units); ``recurrent_bias`` (3·units,) or None, used only with
-    ``reset_after=True``. Returns ``(outputs, h_final)``.
+    ``reset_after=True``. Returns ``(outputs, h_final)`` (``(outputs,)`` without ``return_states``).
     """
     xp = B.xp
     x_proj, (h0,), R, mask, n, t, u = _prepare(x_proj, [("h0", h0)], recurrent_kernel, 3, mask, "gru")
@@ -715,7 +744,8 @@ def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, rec
     elif recurrent_bias is not None:
         raise ValueError("gru: recurrent_bias is used only with reset_after=True (reset_after=False adds the "
                          "whole bias to x_proj)")
-    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask)
+    plan = _Plan(n, t, u, dtype, mask, go_backwards, zero_output_for_mask, recurrent_dropout_mask,
+                 return_states)
     xT = xp.swapaxes(x_proj.data, 0, 1)
     Rd = R.data
     A = xp.empty((t, n, 3 * u), dtype=dtype)  # activated z, r, ĥ per input time
@@ -839,7 +869,7 @@ def gru(x_proj, h0, recurrent_kernel, recurrent_bias=None, reset_after=True, rec
 
     parents = (x_proj, h0, R) if bias is None else (x_proj, h0, R, bias)
     node = make(plan.pack(H, [H[t]]), parents, backward)
-    return _unpack(node, t, 1)
+    return _unpack(node, t, 1, plan)
 
 
 __all__ = ["simple_rnn", "lstm", "lstm_with_input", "gru", "fusable", "ACTIVATIONS"]

@@ -672,8 +672,9 @@ class _FusedRNN(RNN):
         return output, finals
 
     def _options(self, mask, rdm):
+        # the final states only when they are used: without them the node's output is the outputs alone
         return dict(mask=mask, go_backwards=self.go_backwards, recurrent_dropout_mask=rdm,
-                    zero_output_for_mask=self.zero_output_for_mask)
+                    zero_output_for_mask=self.zero_output_for_mask, return_states=self.return_state or self.stateful)
 
     def get_config(self) -> dict:
         config = self.cell.get_config()

@@ -476,12 +476,12 @@ class Trainer:
         seen = (x.shape, x.dtype, None if y is None else (y.shape, y.dtype), graph_generation[0], B.floatx(),
                 id(loss), getattr(loss, "fn", None))
         if plain and self.__dict__.get("_checked_like") == seen:
-            if x.dtype.kind == "f" and not bool(B.xp.isfinite(x).all()):
+            if not B.all_finite(x):
                 return None
             if y is None:
                 return [x], None
             if loss is None:
-                if y.dtype.kind == "f" and not bool(B.xp.isfinite(y).all()):
+                if not B.all_finite(y):
                     return None
             elif not loss.target_values_pass(y, lambda: self._output_shapes_for([x])[0]):
                 return None
@@ -494,7 +494,7 @@ class Trainer:
             kind = a.dtype.kind
             if not a.ndim or not (kind in "iub" or a.dtype == floatx):
                 return None
-            if kind == "f" and not bool(B.xp.isfinite(a).all()):
+            if not B.all_finite(a):
                 return None
         n = x.shape[0]
         if n == 0 or y is not None and y.shape[0] != n:

@@ -631,32 +631,37 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
     """The backward steps of :func:`lstm_forward`, checked and made ready to run as ``part(k, parties)``
     (the same split of the units; a barrier after every step), in reverse processing order.
 
-    ``g`` (n, t + 2, u): the gradient of the packed output (outputs, then final h and c), whose [:, s] is
-    added to the gradient reaching step s's h; ``a``, ``tc``, ``c``: the forward's gates, tanh(c) and
-    cells; ``dz`` (t, n, 4·u): written with the gradient of each step's gate pre-activations (those of
-    the unhalved kernel), at ``index[s]``; ``gc`` (n, u): the gradient of the final c, replaced by that of
-    c0; ``gh`` (n, u): that of the final h; ``transposed`` (4·u·u,): the recurrent kernel (unhalved) packed
-    by :func:`lstm_transposed`. Returns ``(part, finish)``: ``finish(parties)``, after
-    the run, gives the gradient of h0. ``slots``: the most parties that may run.
+    ``g`` (n, t + k, u), k >= 0: the gradient of the node's output (the outputs, then any final states),
+    whose [:, s] is added to the gradient reaching step s's h; any layout whose rows of u are contiguous
+    (read at its strides: a time-major array seen batch-major is read step block by step block);
+    ``a``, ``tc``, ``c``: the forward's gates, tanh(c) and cells; ``dz`` (t, n, 4·u): written with the
+    gradient of each step's gate pre-activations (those of the unhalved kernel), at ``index[s]``; ``gc``
+    (n, u): the gradient of the final c, replaced by that of c0; ``gh`` (n, u): that of the final h;
+    ``transposed`` (4·u·u,): the recurrent kernel (unhalved) packed by :func:`lstm_transposed`. Returns
+    ``(part, finish)``: ``finish(parties)``, after the run, gives the gradient of h0. ``slots``: the most
+    parties that may run.
     """
     if not lstm_ready():
         raise RuntimeError("lstm_backward: the kernels could not be compiled (llvmlite >= 0.44 is needed)")
     t, n, width = a.shape
     u, count = width // 4, width // (4 * LANES)
-    if (g.shape != (n, t + 2, u) or tc.shape != (t, n, u) or c.shape != (t + 1, n, u) or dz.shape != a.shape
-            or gc.shape != (n, u) or gh.shape != (n, u) or index.shape != (t,) or transposed.shape != (width * u,)
-            or u % LANES):
+    if (g.ndim != 3 or g.shape[0] != n or g.shape[1] < t or g.shape[2] != u or tc.shape != (t, n, u)
+            or c.shape != (t + 1, n, u) or dz.shape != a.shape or gc.shape != (n, u) or gh.shape != (n, u)
+            or index.shape != (t,) or transposed.shape != (width * u,) or u % LANES):
         raise ValueError(f"lstm_backward: shapes do not fit a {a.shape}: g {g.shape}, tc {tc.shape}, c {c.shape}, "
                          f"dz {dz.shape}, gc {gc.shape}, gh {gh.shape}, index {index.shape}, "
                          f"transposed {transposed.shape}")
-    _check_layout("lstm_backward", "the arrays", (g, a, tc, c, dz, gc, gh, transposed), "the index", (index,))
+    _check_layout("lstm_backward", "the arrays", (a, tc, c, dz, gc, gh, transposed), "the index", (index,))
+    if g.dtype.char != "f" or g.strides[2] != 4 or any(step < 0 or step % 4 for step in g.strides[:2]):
+        raise ValueError("lstm_backward: g must be float32 with contiguous rows (its last axis) and "
+                         f"non-negative strides, got {g.dtype} with strides {g.strides}")
     if t and (index.min() < 0 or index.max() >= t):
         raise ValueError("lstm_backward: an index out of range")
     partials = np.zeros((2, max(1, slots), n, u), np.float32)
     partials[0, 0] = gh
-    parts = _Parts(_state["functions"]["lstm_backward"], count, (g, (t + 2) * u, u, a, tc, c, dz, gc, partials,
-                                                                 partials.shape[1], index, transposed, n, u, t), (0,),
-                   slots=partials.shape[1])
+    head = (g, g.strides[0] // 4, g.strides[1] // 4, a, tc, c, dz, gc, partials, partials.shape[1], index, transposed,
+            n, u, t)
+    parts = _Parts(_state["functions"]["lstm_backward"], count, head, (0,), slots=partials.shape[1])
 
     def finish(parties):
         return partials[t % 2, :parties].sum(axis=0)
