@@ -59,6 +59,10 @@ def test_compiled_scatter_add_rows_refuses_an_id_out_of_range():
     jit.set_enabled(True)
     with pytest.raises(IndexError, match="out of range for 3 rows"):
         ops._scatter_add_rows(3, np.array([0, 3]), np.ones((2, 4), "float32"))
+    idx = np.zeros(4096, int)
+    idx[-1] = 3  # the last of many rows
+    with pytest.raises(IndexError, match="out of range for 3 rows"):
+        ops._scatter_add_rows(3, idx, np.ones((4096, 256), "float32"))
 
 
 # --------------------------------------------------------------------------- the lookup's tag
