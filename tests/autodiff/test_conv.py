@@ -117,6 +117,7 @@ POOLED_CASES = [  # (name, x shape, kernel shape, conv kwargs, pool kwargs): fus
     ("fused-same-linear", (2, 9, 10, 6), (2, 3, 6, 9), {"padding": "same", "dilation_rate": 2}, {"pool_size": (2, 3)}),
     ("narrow-input", (2, 10, 10, 2), (3, 3, 2, 16), {"activation": "relu"}, {}),
     ("direct-few-filters", (2, 10, 10, 16), (3, 3, 16, 4), {"activation": "relu"}, {}),
+    ("direct-few-filters-same", (2, 10, 9, 16), (3, 3, 16, 4), {"activation": "relu", "padding": "same"}, {}),
 ]
 
 

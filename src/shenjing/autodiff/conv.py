@@ -312,7 +312,7 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
         (pkh, pkw), (psh, psw) = max_pool
         if (compiled is None or n == 0 or ho < pkh or wo < pkw or groups != 1 or f < POOL_KERNEL_CHANNELS
                 or (sh == sw == 1 and f <= DIRECT_FILTERS)):
-            out, _ = _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activation)
+            out, _ = _conv_forward(xpad, kernel, bias, strides, ((0, 0), (0, 0)), dilation, groups, need, activation)
             return max_pool2d(Tensor(out), *max_pool).data, None
     if groups != 1:
         return _grouped_conv(xpad, kernel, bias, strides, dilation, groups, (ho, wo), need, act, x.shape, pads)
