@@ -321,6 +321,20 @@ def test_linear_of_time_major_rows_keeps_their_order(rng, act):
     assert check_gradients(fn, x_tm, w, bias) < 1e-6
 
 
+@pytest.mark.parametrize("bias_shape", [(4, 6), (4, 1, 6), (1, 1, 6), (1, 6)])
+def test_linear_of_time_major_rows_with_a_bias_along_batch_or_time(rng, bias_shape):
+    """A bias that varies along the batch or the time axis lines up with x as it is seen (batch == time
+    here, so a mix-up would not even raise)."""
+    x_tm, w, bias = _x(rng, 4, 4, 5), _x(rng, 5, 6), _x(rng, *bias_shape)
+
+    def fn(a, k, b):
+        return ops.linear(ops.transpose(a, (1, 0, 2)), k, b)
+
+    np.testing.assert_allclose(fn(Tensor(x_tm), Tensor(w), Tensor(bias)).data, x_tm.transpose(1, 0, 2) @ w + bias,
+                               rtol=1e-13)
+    assert check_gradients(fn, x_tm, w, bias) < 1e-6
+
+
 @pytest.mark.parametrize("act", [None, "relu"])
 def test_linear_with_a_column_major_kernel(rng, act):
     """A column-major kernel (Dense's large ones) gives the row-major kernel's output and gradients, its

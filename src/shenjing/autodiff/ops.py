@@ -69,13 +69,13 @@ def _operand_list(items) -> tuple:
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``.
 
-    Leading axes added to a contiguous float gradient (a bias's) are summed as one product with ones
+    Leading axes added to a contiguous float32/float64 gradient (a bias's) are summed as one product with ones
     (BLAS's matrix-vector product: (4096, 65) 89 → 20 µs; NumPy sums down the rows one by one, no more
     accurately)."""
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
-    if extra > 0 and grad.shape[extra:] == shape and grad.dtype.kind == "f" and grad.flags.c_contiguous \
+    if extra > 0 and grad.shape[extra:] == shape and grad.dtype.char in "fd" and grad.flags.c_contiguous \
             and grad.size >= SUM_BY_PRODUCT:
         rows = grad.reshape(-1, math.prod(shape))
         return (B.xp.ones(rows.shape[0], dtype=grad.dtype) @ rows).reshape(shape)
@@ -333,8 +333,10 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
     # the rows as one (rows, in) matrix and one GEMM over them (NumPy's stacked matmul runs one per leading index,
     # 2.3x slower); when x is a strided view this is a copy, made once and kept for the kernel's gradient (memory
     # for speed: the backward made it again). A (batch, time, in) view of time-major rows (a recurrent layer's
-    # outputs) is taken in its own row order, without a copy, and so is the output made: (time, batch, out) rows.
-    swapped = xd.ndim == 3 and not xd.flags.c_contiguous and xd.swapaxes(0, 1).flags.c_contiguous
+    # outputs) is taken in its own row order, without a copy, and so is the output made: (time, batch, out) rows
+    # (unless a bias varies along the batch or time axis: it is added in the output's own order).
+    swapped = (xd.ndim == 3 and not xd.flags.c_contiguous and xd.swapaxes(0, 1).flags.c_contiguous
+               and (bias is None or all(d == 1 for d in bias.shape[:-1])))
     rows_data = xd.swapaxes(0, 1) if swapped else xd
     x2 = xd if xd.ndim == 2 else rows_data.reshape(math.prod(xd.shape[:-1]), xd.shape[-1])  # (not −1: a width may be 0)
     out = parallel.matmul(x2, kernel.data)
@@ -350,14 +352,16 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
             out += bias.data
     if act is not None:
         act[0](out, add)
+    rows_out = out  # in x2's row order
     if swapped:
         out = out.swapaxes(0, 1)
 
     def backward(g):
+        if swapped:  # the gradient in x2's row order (the input's gradient is then seen as x is)
+            g = g.swapaxes(0, 1)
         if act is not None:
-            g = act[1](g, out)
-        # the gradient's rows in x2's order (a swapped x: the input's gradient is then seen as x is)
-        g2 = (g.swapaxes(0, 1) if swapped else g).reshape(x2.shape[0], g.shape[-1])
+            g = act[1](g, rows_out)
+        g2 = g.reshape(x2.shape[0], g.shape[-1])
         gx = None
         if x.requires_grad:
             gx = parallel.matmul(g2, kernel.data.T).reshape(rows_data.shape)
@@ -366,7 +370,7 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         if bias is None:
             return gx, gk
         gb = None
-        if bias.requires_grad:
+        if bias.requires_grad:  # (swapped: the bias is the same along batch and time, any order sums it)
             gb = unbroadcast(g2 if bias.shape == g2.shape[1:] else g, bias.shape)
         return gx, gk, gb
 

@@ -55,9 +55,10 @@ Conventions (Keras's):
 Each primitive returns ``(outputs, *final_states)``: outputs (batch, time, units) and each final
 state (batch, units), all views of the one node (a packed (batch, time + states, units) array). With
 ``return_states=False`` it returns ``(outputs,)``, the node itself: the (batch, time, units) outputs
-seen through the time-major states (no copy), which a following Dense reads as one (time·batch, units)
-matrix without a copy (``ops.linear``), and whose gradient reaches the backward as it comes (no
-slicing node scattering it into a zero-filled packed array).
+seen through the time-major states (no copy; a time-major copy where a mask zeroes outputs), which a
+following Dense reads as one (time·batch, units) matrix without a copy (``ops.linear``), and whose
+gradient reaches the backward as it comes (no slicing node scattering it into a zero-filled packed
+array).
 
 Activations are taken from a small table of (in-place forward, derivative from the output) pairs:
 tanh, sigmoid, hard_sigmoid (Keras 3's clip(x/6 + 1/2, 0, 1), as :mod:`shenjing.activations`), relu
@@ -473,7 +474,8 @@ def _lstm_core(P, prescaled, h0, c0, Rd, acts, plan, own_projection=False, rows=
     ``own_projection``: P is the caller's own array, which the fast path may overwrite with the gates.
     ``rows``: None, or (fast path, compiled kernels on, P None) ``(projected, ids)``: P[s] is
     ``projected[ids[s]]``, a projected embedding table (rows, 4·units) gathered by the ids (time, batch).
-    Returns (the packed output, backward(g) -> (dZ (time, batch, 4·units) in input-time order, dh0, dc0, dR)).
+    Returns (the node's output (:meth:`_Plan.pack`), backward(g) -> (dZ (time, batch, 4·units) in input-time
+    order, dh0, dc0, dR)).
     """
     if _is_fast(acts):
         return _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection, rows)
