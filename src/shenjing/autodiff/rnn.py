@@ -232,7 +232,7 @@ class _Plan:
     def pack(self, hs, finals):
         """The packed output (batch, time + len(finals), units): outputs in processing order, then states.
         Without ``with_states``: the outputs alone, (batch, time, units) seen through the time-major ``hs``
-        (no copy)."""
+        (no copy; a time-major copy where a mask zeroes outputs)."""
         xp = B.xp
         t = self.t
         n, units = hs.shape[1], hs.shape[2]
