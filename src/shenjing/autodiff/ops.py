@@ -77,8 +77,7 @@ def unbroadcast(grad, shape):
     extra = grad.ndim - len(shape)
     if extra > 0 and grad.shape[extra:] == shape and grad.dtype.char in "fd" and grad.flags.c_contiguous \
             and grad.size >= SUM_BY_PRODUCT:
-        rows = grad.reshape(-1, math.prod(shape))
-        return (B.xp.ones(rows.shape[0], dtype=grad.dtype) @ rows).reshape(shape)
+        return B.first_axis_sums(grad.reshape(-1, math.prod(shape))).reshape(shape)
     if extra == 1 and grad.shape[1:] == shape:  # one leading axis added (a bias): one reduction
         return grad.sum(axis=0)
     if extra > 0:

@@ -556,7 +556,7 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
     def backward(g):
         g_out, (gh, gc) = plan.unpack_grad(g, 2)
         dZ = xp.empty((t, n, width), dtype=dtype)
-        if fused is not None and jit.usable(A, gh, gc) and _strided_rows(g, A.dtype):
+        if fused is not None and jit.usable(A, gh, gc) and g.dtype == A.dtype and fused[0].strided_rows(g):
             kernels, index, parties = fused
             part, finish = kernels.lstm_backward(g, A, TC, C, dZ, gc, gh, index, kernels.lstm_transposed(Rd), parties)
             gh = finish(parallel.run_together(part, parties, part.cancel))
@@ -611,13 +611,6 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
         return dZ, gh, gc, dR
 
     return plan.pack(H, [H[t], C[t]]), backward
-
-
-def _strided_rows(g, dtype) -> bool:
-    """Whether ``lstm_backward`` reads ``g`` as it is: ``dtype``, contiguous rows (the last axis), and
-    non-negative strides in whole elements (the kernel reads it at its strides)."""
-    return g.dtype == dtype and g.strides[-1] == g.itemsize and all(
-        step >= 0 and step % g.itemsize == 0 for step in g.strides)
 
 
 def _fused_forward(A, P, rows, Rs, plan, H, C, TC):

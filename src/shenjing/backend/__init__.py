@@ -188,6 +188,19 @@ def is_float_dtype(dtype) -> bool:
     return numpy.dtype(dtype).kind == "f"
 
 
+def last_axis_sums(a):
+    """``a.sum(axis=-1)`` of a float array as one product with ones (``a @ ones``), and
+    :func:`first_axis_sums` ``a.sum(axis=0)`` (``ones @ a``): BLAS reads the array once, on every core,
+    where NumPy's reductions run on one (and down the rows of a matrix, one row at a time). The
+    callers choose the shapes where that pays."""
+    return a @ xp.ones(a.shape[-1], dtype=a.dtype)
+
+
+def first_axis_sums(a):
+    """``a.sum(axis=0)`` of a float array as ``ones @ a`` (see :func:`last_axis_sums`)."""
+    return xp.ones(a.shape[0], dtype=a.dtype) @ a
+
+
 FINITE_BY_PRODUCT = 1 << 16
 """From this many values of a contiguous float32/float64 array of two or more dimensions (rows of 16 values
 or more) :func:`all_finite` reads it once, through a BLAS matrix-vector product, instead of through
@@ -211,7 +224,7 @@ def all_finite(array) -> bool:
         rows = array.reshape(array.shape[0], -1)
         if rows.shape[1] >= 16:
             with numpy.errstate(over="ignore", invalid="ignore"):  # the sums of bad rows, expected here
-                sums = rows @ xp.ones(rows.shape[1], dtype=array.dtype)
+                sums = last_axis_sums(rows)
             if bool(xp.isfinite(sums).all()):
                 return True
     return bool(xp.isfinite(array).all())

@@ -582,6 +582,12 @@ def _check_layout(caller, floats_label, floats, ints_label, ints):
         raise ValueError(f"{caller}: {ints_label} must be contiguous int64")
 
 
+def strided_rows(g) -> bool:
+    """Whether a kernel can read the float32 array ``g`` at its strides through a raw pointer: contiguous
+    rows (the last axis) and non-negative strides in whole elements (:func:`lstm_backward`'s ``g``)."""
+    return g.dtype.char == "f" and g.strides[-1] == 4 and all(step >= 0 and step % 4 == 0 for step in g.strides)
+
+
 def _zeros(f):
     zeros = _state.get("zeros")
     if zeros is None or len(zeros) < f:
@@ -652,7 +658,7 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
                          f"dz {dz.shape}, gc {gc.shape}, gh {gh.shape}, index {index.shape}, "
                          f"transposed {transposed.shape}")
     _check_layout("lstm_backward", "the arrays", (a, tc, c, dz, gc, gh, transposed), "the index", (index,))
-    if g.dtype.char != "f" or g.strides[2] != 4 or any(step < 0 or step % 4 for step in g.strides[:2]):
+    if not strided_rows(g):
         raise ValueError("lstm_backward: g must be float32 with contiguous rows (its last axis) and "
                          f"non-negative strides, got {g.dtype} with strides {g.strides}")
     if t and (index.min() < 0 or index.max() >= t):
