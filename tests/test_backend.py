@@ -105,3 +105,17 @@ def test_all_finite_non_float_and_strided():
     x[3, 6] = np.nan  # column 3 of x[:, ::2]
     assert not backend.all_finite(x[:, ::2][:, 2:])
     assert backend.all_finite(x[:, ::2][:, 4:])
+
+
+@pytest.mark.parametrize("shape", [(), 0, 7, (3, 5), (65, 64, 256), (2, 0, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_aligned_empty_starts_on_a_vector_boundary(shape, dtype):
+    """Many allocations in a row (malloc's 16-byte aligned addresses vary): every one (with data) starts
+    on a 64-byte boundary and is a writable C-contiguous array of the shape and dtype asked for."""
+    for _ in range(20):
+        a = backend.aligned_empty(shape, dtype)
+        assert a.ctypes.data % backend.VECTOR_ALIGNMENT == 0 or a.size == 0  # (no data: any address)
+        assert a.shape == ((shape,) if isinstance(shape, int) else shape) and a.dtype == dtype
+        assert a.flags.c_contiguous and a.flags.writeable
+        a[...] = 1
+        assert (a == 1).all()

@@ -363,7 +363,10 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         g2 = g.reshape(x2.shape[0], g.shape[-1])
         gx = None
         if x.requires_grad:
-            gx = parallel.matmul(g2, kernel.data.T).reshape(rows_data.shape)
+            # swapped: the outputs of a recurrent layer, whose compiled backward reads this gradient in vectors
+            rows = (B.aligned_empty((x2.shape[0], kernel.shape[0]), B.xp.result_type(g2, kernel.data)) if swapped
+                    else None)
+            gx = parallel.matmul(g2, kernel.data.T, out=rows).reshape(rows_data.shape)
             gx = gx.swapaxes(0, 1) if swapped else gx
         gk = _kernel_grad(x2.T, g2, kernel) if kernel.requires_grad else None
         if bias is None:
@@ -436,9 +439,10 @@ def gathered_rows(x: Tensor, rows: int):
     return table, ids
 
 
-def projected_table(table, kernel, bias=None):
-    """``table @ kernel + bias`` for arrays: each row of an embedding table projected once."""
-    projected = parallel.matmul(table, kernel)
+def projected_table(table, kernel, bias=None, out=None):
+    """``table @ kernel + bias`` for arrays (into ``out`` when given): each row of an embedding table
+    projected once."""
+    projected = parallel.matmul(table, kernel, out=out)
     if bias is not None:
         projected += bias
     return projected

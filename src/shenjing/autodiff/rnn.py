@@ -408,7 +408,8 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
     rows = None
     if table is not None:  # project the table's rows, then gather them in time-major order
         ids = xp.ascontiguousarray(ids.T, dtype=xp.intp)  # (unsigned ids would widen to floats in a kernel)
-        projected = ops.projected_table(table.data, W[:features], None if bias is None else W[features])
+        projected = ops.projected_table(table.data, W[:features], None if bias is None else W[features],
+                                        out=B.aligned_empty((table.shape[0], width), xp.result_type(table.data, W)))
         if fast and jit.kernels("rnn", projected) is not None:  # gathered step by step, into the gates' rows
             P, rows = None, (projected, ids)
         else:
@@ -420,7 +421,7 @@ def lstm_with_input(x, kernel, bias, h0, c0, recurrent_kernel, recurrent_activat
         if bias is not None:
             X[:, :, features] = 1
         Xf = X.reshape(t * n, cols)
-        P = (Xf @ W).reshape(t, n, width)
+        P = xp.matmul(Xf, W, out=B.aligned_empty((t * n, width), xp.result_type(Xf, W))).reshape(t, n, width)
     packed, core_backward = _lstm_core(P, fast, h0.data, c0.data, R.data, acts, plan, own_projection=True,
                                        rows=rows)
     source = x if table is None else table
@@ -508,17 +509,17 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
         table, ids = rows
         (t, n), width = ids.shape, table.shape[1]
         dtype = table.dtype
-        A = xp.empty((t, n, width), dtype=dtype)
+        A = B.aligned_empty((t, n, width), dtype)
     else:
         t, n, width = P.shape
         dtype = P.dtype
-        A = P if own_projection else xp.empty((t, n, width), dtype=dtype)  # gates i, f, g, o per input time
+        A = P if own_projection else B.aligned_empty((t, n, width), dtype)  # gates i, f, g, o per input time
     u = width // 4
     scale, shift = _lstm_vectors(u, dtype)
     Rs = Rd * scale  # halved sigmoid columns
-    H = xp.empty((t + 1, n, u), dtype=dtype)  # processing order
-    C = xp.empty((t + 1, n, u), dtype=dtype)
-    TC = xp.empty((t, n, u), dtype=dtype)  # tanh(c_new), processing order
+    H = B.aligned_empty((t + 1, n, u), dtype)  # processing order (aligned: see _fused_forward)
+    C = B.aligned_empty((t + 1, n, u), dtype)
+    TC = B.aligned_empty((t, n, u), dtype)  # tanh(c_new), processing order
     tmp = xp.empty((n, u), dtype=dtype)
     product = xp.empty((n, width), dtype=dtype) if own_projection else None  # h·R of a step
     compiled = jit.kernels("rnn", A)  # the gate math in one pass per step
@@ -555,9 +556,11 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
 
     def backward(g):
         g_out, (gh, gc) = plan.unpack_grad(g, 2)
-        dZ = xp.empty((t, n, width), dtype=dtype)
+        dZ = B.aligned_empty((t, n, width), dtype)
         if fused is not None and jit.usable(A, gh, gc) and g.dtype == A.dtype and fused[0].strided_rows(g):
             kernels, index, parties = fused
+            gc, gc_given = B.aligned_empty((n, u), dtype), gc  # (read and written at every step)
+            gc[...] = gc_given
             part, finish = kernels.lstm_backward(g, A, TC, C, dZ, gc, gh, index, kernels.lstm_transposed(Rd), parties)
             gh = finish(parallel.run_together(part, parties, part.cancel))
             return dZ, gh, gc, plan.previous_states(H, dtype).T @ dZ.reshape(-1, width)
