@@ -107,7 +107,7 @@ def test_all_finite_non_float_and_strided():
     assert backend.all_finite(x[:, ::2][:, 4:])
 
 
-@pytest.mark.parametrize("shape", [(), 0, 7, (3, 5), (65, 64, 256), (2, 0, 3)])
+@pytest.mark.parametrize("shape", [(), 0, 7, np.int64(9), (3, 5), (np.int32(4), 6), (65, 64, 256), (2, 0, 3)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 def test_aligned_empty_starts_on_a_vector_boundary(shape, dtype):
     """Many allocations in a row (malloc's 16-byte aligned addresses vary): every one (with data) starts
@@ -115,7 +115,15 @@ def test_aligned_empty_starts_on_a_vector_boundary(shape, dtype):
     for _ in range(20):
         a = backend.aligned_empty(shape, dtype)
         assert a.ctypes.data % backend.VECTOR_ALIGNMENT == 0 or a.size == 0  # (no data: any address)
-        assert a.shape == ((shape,) if isinstance(shape, int) else shape) and a.dtype == dtype
+        assert a.shape == (tuple(shape) if isinstance(shape, tuple) else (shape,)) and a.dtype == dtype
         assert a.flags.c_contiguous and a.flags.writeable
         a[...] = 1
         assert (a == 1).all()
+
+
+def test_aligned_empty_refuses_negative_dimensions_and_can_be_host_only():
+    for shape in (-1, (2, -2)):
+        with pytest.raises(ValueError, match="negative dimensions"):
+            backend.aligned_empty(shape, np.float32)
+    a = backend.aligned_empty((4, 16), np.float32, host=True)
+    assert isinstance(a, np.ndarray) and a.ctypes.data % backend.VECTOR_ALIGNMENT == 0

@@ -204,10 +204,9 @@ def test_the_kernels_arrays_start_on_a_vector_boundary(kernels, monkeypatch, emb
         function = getattr(kernels, name)
 
         def recorded(*args, _function=function, _name=name):
-            arrays = [a for a in args if isinstance(a, np.ndarray) and a.dtype == np.float32]
-            if _name == "lstm_backward":
-                del arrays[6]  # gh: copied once, not streamed
-            seen[_name] = [a.ctypes.data % 64 for a in arrays]
+            skipped = args[6] if _name == "lstm_backward" else None  # gh: copied once, not streamed
+            seen[_name] = [a.ctypes.data % 64 for a in args
+                           if isinstance(a, np.ndarray) and a.dtype == np.float32 and a is not skipped]
             return _function(*args)
 
         monkeypatch.setattr(kernels, name, recorded)

@@ -517,7 +517,7 @@ def _lstm_fast(P, prescaled, h0, c0, Rd, plan, own_projection=False, rows=None):
     u = width // 4
     scale, shift = _lstm_vectors(u, dtype)
     Rs = Rd * scale  # halved sigmoid columns
-    H = B.aligned_empty((t + 1, n, u), dtype)  # processing order (aligned: see _fused_forward)
+    H = B.aligned_empty((t + 1, n, u), dtype)  # processing order (aligned for the kernels: B.aligned_empty)
     C = B.aligned_empty((t + 1, n, u), dtype)
     TC = B.aligned_empty((t, n, u), dtype)  # tanh(c_new), processing order
     tmp = xp.empty((n, u), dtype=dtype)

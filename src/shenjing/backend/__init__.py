@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 
 import numpy
@@ -188,22 +189,29 @@ VECTOR_ALIGNMENT = 64
 """Bytes: the width of an AVX-512 vector and of a cache line."""
 
 
-def aligned_empty(shape, dtype):
-    """``xp.empty(shape, dtype)`` (C order) whose data starts on a :data:`VECTOR_ALIGNMENT` boundary.
+def aligned_empty(shape, dtype, host=False):
+    """``xp.empty(shape, dtype)`` (C order) whose data starts on a :data:`VECTOR_ALIGNMENT` boundary;
+    with ``host`` a NumPy array whatever the backend (for the CPU's compiled kernels).
 
     The compiled kernels load and store whole 64-byte vectors; from an address that is not a multiple of
     64 every such access touches two cache lines. NumPy's allocations are only 16-byte aligned (malloc's),
     so an array's alignment, and with it a kernel's speed, would differ from run to run. Measured on the
-    char-LSTM's kernels (two threads): forward 10.1 → 8.9 ms and backward 11.8 → 10.1 ms with all their
-    arrays aligned instead of 32 bytes off, most of it from the packed recurrent kernel that every step
-    reads from L2 (the training step: 40 → 35 ms). A convolution's kernel matrix, small enough to stay in
-    L1, showed no difference, and a different allocation size can itself move a workload's timings by a
-    few percent (malloc then reuses other, colder blocks): used where measured to pay. On CuPy every
-    allocation is aligned already."""
-    if xp is not numpy:
+    char-LSTM's kernels (two threads): alone, with all their arrays 32 bytes off against aligned, forward
+    10.1 → 8.9 ms and backward 11.8 → 10.1 ms, most of it from the packed recurrent kernel that every step
+    reads from L2; in the training step, forward 11.5 → 8.7 ms and backward 13.2 → 11.5 ms (the step, in
+    the benchmark: 40 → 36 ms). A convolution's kernel matrix, small enough to stay in L1, showed no
+    difference, and a different allocation size can itself move a workload's timings by a few percent
+    (malloc then reuses other, colder blocks): used where measured to pay. On CuPy every allocation is
+    aligned already."""
+    if xp is not numpy and not host:
         return xp.empty(shape, dtype=dtype)
     dtype = numpy.dtype(dtype)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    try:
+        shape = (operator.index(shape),)
+    except TypeError:
+        shape = tuple(operator.index(d) for d in shape)
+    if any(d < 0 for d in shape):
+        raise ValueError(f"aligned_empty: negative dimensions are not allowed, got shape {shape}")
     size = math.prod(shape) * dtype.itemsize
     raw = numpy.empty(size + VECTOR_ALIGNMENT, dtype=numpy.uint8)
     start = -raw.ctypes.data % VECTOR_ALIGNMENT

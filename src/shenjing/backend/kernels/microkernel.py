@@ -631,7 +631,7 @@ def lstm_panels(kernel):
     """The recurrent kernel (u, 4·u) (gate blocks i, f, g, o) packed for :func:`lstm_forward`: panel p
     (u, 64) holds the columns of units 16p … 16p + 15 of each gate, gate after gate."""
     u = kernel.shape[0]
-    out = aligned_empty((u // LANES, u, 4 * LANES), np.float32)
+    out = aligned_empty((u // LANES, u, 4 * LANES), kernel.dtype, host=True)
     out.reshape(u // LANES, u, 4, LANES)[...] = kernel.reshape(u, 4, u // LANES, LANES).transpose(2, 0, 1, 3)
     return out
 
@@ -666,7 +666,7 @@ def lstm_backward(g, a, tc, c, dz, gc, gh, index, transposed, slots):
                          f"non-negative strides, got {g.dtype} with strides {g.strides}")
     if t and (index.min() < 0 or index.max() >= t):
         raise ValueError("lstm_backward: an index out of range")
-    partials = aligned_empty((2, max(1, slots), n, u), np.float32)
+    partials = aligned_empty((2, max(1, slots), n, u), np.float32, host=True)
     partials[...] = 0
     partials[0, 0] = gh
     head = (g, g.strides[0] // 4, g.strides[1] // 4, a, tc, c, dz, gc, partials, partials.shape[1], index, transposed,
@@ -686,7 +686,7 @@ def lstm_transposed(kernel):
     u = kernel.shape[0]
     step = LANES * VECTORS
     full = u // step * step
-    out = aligned_empty(4 * u * u, np.float32)
+    out = aligned_empty(4 * u * u, np.float32, host=True)
     # kernel[k, q·u + 16p + l] of column panel k // 64 goes to [k // 64][p][q][l][k % 64]
     grouped = kernel[:full].reshape(full // step, step, 4, u // LANES, LANES).transpose(0, 3, 2, 4, 1)
     out[:4 * u * full].reshape(grouped.shape)[...] = grouped
