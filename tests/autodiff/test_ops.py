@@ -321,6 +321,39 @@ def test_linear_of_time_major_rows_keeps_their_order(rng, act):
     assert check_gradients(fn, x_tm, w, bias) < 1e-6
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_linear_of_time_major_rows_takes_both_gradients_side_by_side(rng, monkeypatch, order):
+    """Below a recurrent layer's outputs the input's and the kernel's gradients are two products side by side
+    on the pool's threads (one BLAS thread each): the numbers of the two products one after another (with
+    one thread), the kernel's gradient in the kernel's layout (Dense's large kernels are column-major)."""
+    from shenjing.backend import parallel
+
+    if parallel.threads() < 2:
+        pytest.skip("one thread: the products run one after another")
+    x_tm = rng.standard_normal((7, 64, 32)).astype(np.float32)  # (time, batch, in)
+    w = np.asarray(rng.standard_normal((32, 48)), dtype=np.float32, order=order)
+    g = rng.standard_normal((64, 7, 48)).astype(np.float32)
+    calls = []
+    run = parallel.run
+    monkeypatch.setattr(parallel, "run", lambda work, parts: calls.append(parts) or run(work, parts))
+
+    def grads():
+        x, kernel = Tensor(x_tm, requires_grad=True), Tensor(w, requires_grad=True)
+        ops.linear(ops.transpose(x, (1, 0, 2)), kernel).backward(g)
+        return x.grad, kernel.grad
+
+    side_by_side = grads()
+    assert calls == [[0, 1]]
+    monkeypatch.setenv("SHENJING_NUM_THREADS", "1")
+    one_after_another = grads()
+    assert calls == [[0, 1]]
+    for got, want in zip(side_by_side, one_after_another):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert side_by_side[1].flags[f"{order}_CONTIGUOUS"] and side_by_side[0].dtype == np.float32
+    np.testing.assert_allclose(side_by_side[0], (g @ w.T).swapaxes(0, 1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(side_by_side[1], np.einsum("tbi,bto->io", x_tm, g), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("bias_shape", [(4, 6), (4, 1, 6), (1, 1, 6), (1, 6)])
 def test_linear_of_time_major_rows_with_a_bias_along_batch_or_time(rng, bias_shape):
     """A bias that varies along the batch or the time axis lines up with x as it is seen (batch == time

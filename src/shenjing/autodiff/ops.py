@@ -361,14 +361,22 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         if act is not None:
             g = act[1](g, rows_out)
         g2 = g.reshape(x2.shape[0], g.shape[-1])
-        gx = None
-        if x.requires_grad:
-            # swapped: the outputs of a recurrent layer, whose compiled backward reads this gradient in vectors
-            rows = (B.aligned_empty((x2.shape[0], kernel.shape[0]), B.xp.result_type(g2, kernel.data)) if swapped
-                    else None)
-            gx = parallel.matmul(g2, kernel.data.T, out=rows).reshape(rows_data.shape)
-            gx = gx.swapaxes(0, 1) if swapped else gx
-        gk = _kernel_grad(x2.T, g2, kernel) if kernel.requires_grad else None
+        gx = gk = None
+        if x.requires_grad and swapped:
+            # the outputs of a recurrent layer, whose compiled backward reads this gradient in vectors next (an
+            # aligned array), on the pool's threads right after this: both products side by side on one BLAS
+            # thread each, so that no OpenBLAS worker is left spinning on a core the recurrent backward needs
+            rows = B.aligned_empty((x2.shape[0], kernel.shape[0]), B.xp.result_type(g2, kernel.data))
+            if kernel.requires_grad and parallel.threads() > 1:
+                gx, gk = parallel.run(lambda k: parallel.matmul(g2, kernel.data.T, out=rows) if k == 0
+                                      else _kernel_grad(x2.T, g2, kernel), [0, 1])
+            else:
+                gx = parallel.matmul(g2, kernel.data.T, out=rows)
+            gx = gx.reshape(rows_data.shape).swapaxes(0, 1)
+        elif x.requires_grad:
+            gx = parallel.matmul(g2, kernel.data.T).reshape(rows_data.shape)
+        if kernel.requires_grad and gk is None:
+            gk = _kernel_grad(x2.T, g2, kernel)
         if bias is None:
             return gx, gk
         gb = None
