@@ -323,9 +323,9 @@ def test_linear_of_time_major_rows_keeps_their_order(rng, act):
 
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_linear_of_time_major_rows_takes_both_gradients_side_by_side(rng, monkeypatch, order):
-    """Below a recurrent layer's outputs the input's and the kernel's gradients are two products side by side
-    on the pool's threads (one BLAS thread each): the numbers of the two products one after another (with
-    one thread), the kernel's gradient in the kernel's layout (Dense's large kernels are column-major)."""
+    """A Dense on a recurrent layer's outputs computes the input's and the kernel's gradients side by side on the
+    pool's threads (one BLAS thread each). They equal those computed one after another (on one thread) and
+    NumPy's, and the kernel's gradient has the kernel's layout (Dense's large kernels are column-major)."""
     from shenjing.backend import parallel
 
     if parallel.threads() < 2:

@@ -363,13 +363,17 @@ def linear(x, kernel, bias=None, act=None) -> Tensor:
         g2 = g.reshape(x2.shape[0], g.shape[-1])
         gx = gk = None
         if x.requires_grad and swapped:
-            # the outputs of a recurrent layer, whose compiled backward reads this gradient in vectors next (an
-            # aligned array), on the pool's threads right after this: both products side by side on one BLAS
-            # thread each, so that no OpenBLAS worker is left spinning on a core the recurrent backward needs
+            # The outputs of a recurrent layer: its compiled backward reads this gradient next, in aligned vectors,
+            # on the pool's threads. The two products run side by side, on one BLAS thread each, so that no
+            # OpenBLAS worker is left spinning on a core that backward needs.
             rows = B.aligned_empty((x2.shape[0], kernel.shape[0]), B.xp.result_type(g2, kernel.data))
-            if kernel.requires_grad and parallel.threads() > 1:
-                gx, gk = parallel.run(lambda k: parallel.matmul(g2, kernel.data.T, out=rows) if k == 0
-                                      else _kernel_grad(x2.T, g2, kernel), [0, 1])
+
+            def product(k):
+                return parallel.matmul(g2, kernel.data.T, out=rows) if k == 0 else _kernel_grad(x2.T, g2, kernel)
+
+            macs = x2.shape[0] * kernel.shape[0] * kernel.shape[1]  # of each product
+            if kernel.requires_grad and macs >= parallel.BLAS_ONE_THREAD_MACS and parallel.threads() > 1:
+                gx, gk = parallel.run(product, [0, 1])
             else:
                 gx = parallel.matmul(g2, kernel.data.T, out=rows)
             gx = gx.reshape(rows_data.shape).swapaxes(0, 1)

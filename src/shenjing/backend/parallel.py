@@ -80,8 +80,9 @@ def _quiet_blas(lib) -> bool:
     environment for the moment of ``openblas_read_env()`` and the running workers are stopped
     (``blas_thread_shutdown_``, what OpenBLAS itself does before a ``fork``); the next BLAS call
     starts them again with the new timeout. Nothing is left in ``os.environ``. This happens once, at
-    the first convolution or pooling op; a BLAS call running at that very moment in another thread of
-    the program would race with the restart (``SHENJING_TUNE_BLAS=0`` leaves OpenBLAS alone).
+    the first parallel region or :func:`threads` call (a convolution, pooling, a recurrent layer); a
+    BLAS call running at that very moment in another thread of the program would race with the restart
+    (``SHENJING_TUNE_BLAS=0`` leaves OpenBLAS alone).
     """
     names = ("openblas_read_env", "openblas_thread_timeout", "blas_thread_shutdown_")
     if not all(hasattr(lib, name) for name in names):
@@ -439,6 +440,10 @@ def _run_parts(work, parts: list, cancel=None) -> list:
     return [first] + [result for result, _ in outcomes]
 
 
+BLAS_ONE_THREAD_MACS = 1 << 18
+"""OpenBLAS runs a matrix product of fewer multiply-adds than this on the calling thread alone (its own bound):
+such a product wakes no worker."""
+
 SMALL_MATMUL_MACS = 1 << 23
 """A matrix product of fewer multiply-adds than this runs on one BLAS thread (above OpenBLAS's own
 one-thread bound, 2**18). The second thread saves it a few tens of microseconds, but OpenBLAS's worker
@@ -450,11 +455,12 @@ seed CNN (Dense 256→128 at batch 100 between its convolutions), a step took 8.
 def matmul(a, b, out=None):
     """``a @ b`` (into ``out`` when given) for 2-D ``a`` (m, k) and ``b`` (k, n); on one BLAS thread when
     the product of two matrices is small (:data:`SMALL_MATMUL_MACS`) and the pool runs parallel regions
-    (its quieted OpenBLAS is set up at the first convolution or pooling op)."""
+    (its quieted OpenBLAS is set up at the first parallel region or :func:`threads` call)."""
     xp = _backend.xp
     m, n = a.shape[0], b.shape[1]
     macs = m * a.shape[1] * n
     # a matrix-vector product (m or n is 1) is bound by reading the matrix: two threads read it faster
-    if macs < 1 << 18 or macs >= SMALL_MATMUL_MACS or m == 1 or n == 1 or not _state["quiet"] or threads() < 2:
+    if (macs < BLAS_ONE_THREAD_MACS or macs >= SMALL_MATMUL_MACS or m == 1 or n == 1 or not _state["quiet"]
+            or threads() < 2):
         return xp.matmul(a, b, out=out)
     return _on_one_blas_thread(xp.matmul, a, b, out=out)
