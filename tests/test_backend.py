@@ -127,3 +127,14 @@ def test_aligned_empty_refuses_negative_dimensions_and_can_be_host_only():
             backend.aligned_empty(shape, np.float32)
     a = backend.aligned_empty((4, 16), np.float32, host=True)
     assert isinstance(a, np.ndarray) and a.ctypes.data % backend.VECTOR_ALIGNMENT == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.longdouble])
+def test_axis_sums_are_numpys_sums_in_the_arrays_dtype(dtype):
+    """last_axis_sums / first_axis_sums: a product with ones for the dtypes BLAS multiplies, NumPy's own sums for
+    the others (float16, longdouble: NumPy's matmul of those is slower than its sum); the dtype is kept."""
+    a = np.random.default_rng(0).uniform(-1, 1, (300, 70)).astype(dtype)
+    for got, axis in ((backend.last_axis_sums(a), -1), (backend.first_axis_sums(a), 0)):
+        assert got.dtype == dtype and got.shape == a.sum(axis=axis).shape
+        np.testing.assert_allclose(got.astype(np.float64), a.astype(np.float64).sum(axis=axis),
+                                   rtol=0, atol=0.5 if dtype == np.float16 else 1e-4)

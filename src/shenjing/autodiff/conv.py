@@ -329,7 +329,8 @@ def _conv_forward(x, kernel, bias, strides, pads, dilation, groups, need, activa
     if micro is not None:  # the kernel reads the input and the kernel matrix through raw pointers
         xpad, k_mat = xp.ascontiguousarray(xpad), xp.ascontiguousarray(k_mat)
     step, parts = parallel.sample_blocks(n, pixels * k_size * dtype.itemsize)
-    if narrow:  # channel-major input: every (tap, channel) row of the columns is one copy of long rows
+    if narrow and (micro is None or need_k):  # (the columns' one reader: the forward and the kernel's gradient)
+        # channel-major input: every (tap, channel) row of the columns is one copy of long rows
         x_cm = xp.ascontiguousarray(xpad.transpose(3, 0, 1, 2))  # (C, N, Hp, Wp)
     geometry = (kh, kw, sh, sw, dh, dw, ho, wo)
 
@@ -703,7 +704,7 @@ def _conv(x, kernel, bias, rank, strides, padding, dilation, groups, data_format
             raise ValueError("conv2d: 'causal' padding is only for 1-D convolutions")
         pads = resolve_padding(padding, xd.shape[1:3], k_effs, strides)
     need = (x.requires_grad, kernel.requires_grad, bias is not None and bias.requires_grad)
-    if max_pool is not None:  # (its caller: no gradient is recorded)
+    if max_pool is not None or not _tensor.is_grad_enabled():  # (a pooled output's caller: no gradient is recorded)
         need = (False, False, False)
     out, conv_backward = _conv_forward(xd, kd, None if bias is None else bias.data, strides, pads, dilation,
                                        int(groups), need, activation, max_pool)

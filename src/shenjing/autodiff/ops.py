@@ -75,7 +75,7 @@ def unbroadcast(grad, shape):
     if grad.shape == shape:
         return grad
     extra = grad.ndim - len(shape)
-    if extra > 0 and grad.shape[extra:] == shape and grad.dtype.char in "fd" and grad.flags.c_contiguous \
+    if extra > 0 and grad.shape[extra:] == shape and grad.dtype.kind == "f" and grad.flags.c_contiguous \
             and grad.size >= SUM_BY_PRODUCT:
         return B.first_axis_sums(grad.reshape(-1, math.prod(shape))).reshape(shape)
     if extra == 1 and grad.shape[1:] == shape:  # one leading axis added (a bias): one reduction

@@ -226,13 +226,22 @@ def last_axis_sums(a):
     """``a.sum(axis=-1)`` of a float array as one product with ones (``a @ ones``), and
     :func:`first_axis_sums` ``a.sum(axis=0)`` (``ones @ a``): BLAS reads the array once, on every core,
     where NumPy's reductions run on one (and down the rows of a matrix, one row at a time). The
-    callers choose the shapes where that pays."""
+    callers choose the shapes where that pays; the dtypes are chosen here: float32 and float64 only,
+    since other floats (float16, longdouble) have no BLAS and NumPy's own matmul is slower than its sum."""
+    if a.dtype not in BLAS_FLOATS:
+        return a.sum(axis=-1)
     return a @ xp.ones(a.shape[-1], dtype=a.dtype)
 
 
 def first_axis_sums(a):
     """``a.sum(axis=0)`` of a float array as ``ones @ a`` (see :func:`last_axis_sums`)."""
+    if a.dtype not in BLAS_FLOATS:
+        return a.sum(axis=0)
     return xp.ones(a.shape[0], dtype=a.dtype) @ a
+
+
+BLAS_FLOATS = (numpy.float32, numpy.float64)
+"""The dtypes BLAS multiplies (NumPy's matmul of any other runs its own, slower loops)."""
 
 
 FINITE_BY_PRODUCT = 1 << 16
@@ -253,7 +262,7 @@ def all_finite(array) -> bool:
     """
     if array.dtype.kind != "f":
         return True
-    if array.ndim > 1 and array.size >= FINITE_BY_PRODUCT and array.dtype in (numpy.float32, numpy.float64) \
+    if array.ndim > 1 and array.size >= FINITE_BY_PRODUCT and array.dtype in BLAS_FLOATS \
             and array.flags.c_contiguous:
         rows = array.reshape(array.shape[0], -1)
         if rows.shape[1] >= 16:
