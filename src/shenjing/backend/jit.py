@@ -22,7 +22,8 @@ Kernels are compiled on their first call for each dtype (float32, float64) and c
 (numba's ``cache=True``), so only the first run on a machine pays the compile time. One family is
 not numba's: ``kernels.microkernel`` holds register-blocked float32 loops written as LLVM IR with
 llvmlite (which numba brings), compiled once per process: the convolution's products and the LSTM's
-steps.
+steps; ``kernels.tiles`` runs large float32 matrix products on the CPU's matrix unit (AMX), where there
+is one (``parallel.matmul``).
 """
 
 from __future__ import annotations

@@ -452,35 +452,39 @@ follows (a convolution's or pooling's blocks, :func:`run`) shares that core with
 seed CNN (Dense 256→128 at batch 100 between its convolutions), a step took 8.0 ms against 6.8 ms."""
 
 
-TILE_SHAPES = (512, 64, 1024, 256)
-"""The products that run on the CPU's matrix unit where it has one (:mod:`.kernels.tiles`): at least
-512 rows, a depth of 64 to 1,024 and at least 256 columns. Measured on this project's machine (two
-threads, against OpenBLAS): 1000×784 @ 784×512 2.18 against 2.95 ms, 1000×512 @ 512×512 1.49 against
-1.88, 4096×64 @ 64×1024 1.93 against 2.33, 2048³ 49 against 56 ms; slower below these bounds (at 128
-rows 0.68×, at 64 columns 0.54×) and beyond a depth of 1,024 (1000×9216 @ 9216×128: 0.67×; a thread's
-32-row blocks of ``a`` then leave its L2 between column blocks)."""
+TILE_MIN_ROWS = 512
+TILE_MIN_COLUMNS = 256
+TILE_DEPTHS = (64, 1024)
+"""The float32 products that run on the CPU's matrix unit where it has one (:mod:`.kernels.tiles`): at
+least TILE_MIN_ROWS rows and TILE_MIN_COLUMNS columns, a depth within TILE_DEPTHS. Measured on this
+project's machine (two threads, against OpenBLAS): 1000×784 @ 784×512 2.18 against 2.95 ms, 1000×512 @
+512×512 1.49 against 1.88, 4096×64 @ 64×1024 1.93 against 2.33, 2048³ 49 against 56 ms; slower below these
+bounds (at 128 rows 0.68×, at 64 columns 0.54×) and beyond a depth of 1,024 (1000×9216 @ 9216×128: 0.67×;
+a thread's 32-row blocks of ``a`` then leave its L2 between column blocks)."""
 
 
 def _tile_product(a, b):
-    """``a @ b`` on the matrix unit when the shapes are :data:`TILE_SHAPES`' and the compiled path and the
-    unit are there; else None."""
+    """``a @ b`` on the matrix unit when its shape and layout are the unit's (:data:`TILE_MIN_ROWS`) and the
+    compiled path and the unit are there; else None."""
     m, k = a.shape
     n = b.shape[1]
-    rows, least, most, columns = TILE_SHAPES
-    if m < rows or n < columns or not least <= k <= most or a.dtype.char != "f" or b.dtype.char != "f":
+    if m < TILE_MIN_ROWS or n < TILE_MIN_COLUMNS or not TILE_DEPTHS[0] <= k <= TILE_DEPTHS[1]:
         return None
-    if a.strides[1] != 4 or b.strides[1] != 4 or a.strides[0] < 0 or b.strides[0] < 0:
+    float32 = _backend.numpy.float32
+    if a.dtype != float32 or b.dtype != float32 or a.strides[1] != 4 or b.strides[1] != 4:
+        return None  # (a byte-swapped float32 is not float32 here)
+    if a.strides[0] < 0 or b.strides[0] < 0 or a.strides[0] % 4 or b.strides[0] % 4:
         return None
     from . import jit  # the compiled path (llvmlite) loads on first use: ``import shenjing`` stays fast
     tiles = jit.kernels("tiles")
     if tiles is None or not tiles.suited():
         return None
-    return tiles.matmul(a, b)  # None when a value is not finite: BLAS keeps IEEE's rules for those
+    return tiles.matmul(a, b)  # None for values the unit cannot take: BLAS keeps IEEE's rules for those
 
 
 def matmul(a, b, out=None):
     """``a @ b`` (into ``out`` when given) for 2-D ``a`` (m, k) and ``b`` (k, n); on the CPU's matrix unit
-    for large float32 products (:data:`TILE_SHAPES`); on one BLAS thread when the product of two matrices
+    for large float32 products (:data:`TILE_MIN_ROWS`); on one BLAS thread when the product of two matrices
     is small (:data:`SMALL_MATMUL_MACS`) and the pool runs parallel regions (its quieted OpenBLAS is set up
     at the first parallel region or :func:`threads` call)."""
     xp = _backend.xp

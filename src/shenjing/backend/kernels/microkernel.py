@@ -507,6 +507,20 @@ def lstm_ready() -> bool:
     return prepare() and "lstm_forward" in _state["functions"]
 
 
+def _machine_code(module):
+    """The IR ``module`` optimised and compiled for the host CPU: an execution engine to take the
+    functions' addresses from (their code lives as long as it does)."""
+    target = llvm.Target.from_default_triple().create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
+    parsed = llvm.parse_assembly(str(module))
+    parsed.verify()
+    passes = llvm.create_pass_builder(target, llvm.create_pipeline_tuning_options(speed_level=3))
+    passes.getModulePassManager().run(parsed, passes)
+    engine = llvm.create_mcjit_compiler(parsed, target)
+    engine.finalize_object()
+    return engine
+
+
 def _compile(lstm: bool):
     _init()
     module = ir.Module("shenjing_microkernels")
@@ -518,15 +532,7 @@ def _compile(lstm: bool):
         llvm.add_symbol("sched_yield", ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value)
         _lstm_forward_ir(module, fma, "lstm_forward")
         _lstm_backward_ir(module, fma, "lstm_backward")
-    target = llvm.Target.from_default_triple().create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
-    parsed = llvm.parse_assembly(str(module))
-    parsed.verify()
-    passes = llvm.create_pass_builder(target, llvm.create_pipeline_tuning_options(speed_level=3))
-    passes.getModulePassManager().run(parsed, passes)
-    engine = llvm.create_mcjit_compiler(parsed, target)
-    engine.finalize_object()
-    _state["engine"] = engine  # keeps the machine code alive
+    engine = _state["engine"] = _machine_code(module)  # kept: it holds the machine code
     i64, p = ctypes.c_int64, ctypes.c_void_p
     prototype = ctypes.CFUNCTYPE(None, p, i64, i64, p, i64, p, i64, i64, i64, p, i64, p, i64, i64, p, i64)
     functions = {name: prototype(engine.get_function_address(name)) for name in _FUNCTIONS}

@@ -5,22 +5,27 @@ product every 16 cycles per core: on this project's machine 3.3 TFLOP/s a core, 
 float32 170 GFLOP/s (OpenBLAS's sgemm on one core). A float32 value x is the exact sum of three
 bfloat16 values, x = h + m + l (each rounded to nearest from what is left), |m| ≤ 2⁻⁸|x| and
 |l| ≤ 2⁻¹⁶|x|. Of the nine products of two such sums, the six kept here (hh, mh, lh, hm, mm, hl) leave
-out terms below 2⁻²⁴ of |x·y|, float32's own rounding unit, and every product of two bfloat16 values is
-exact in float32: the result is as accurate as a float32 GEMM (measured on random 1000×784 @ 784×512
-factors against float64: the worst error 1.5e-7 of Σ|x||y|, OpenBLAS's 1.6e-7). This is the emulation
-of float32 by bfloat16 products described by Henry, Tang and Heinecke (2019), "Leveraging the bfloat16
-artificial intelligence datatype for higher-precision computations".
+out ml, lm and ll, together at most about 2·2⁻²⁴ of |x·y| (float32's rounding unit is 2⁻²⁴); every
+product of two bfloat16 values is exact in float32, and each of the six partial sums is rounded into
+the float32 accumulator, so a K step rounds six times where sgemm rounds once (a worst-case bound six
+times looser; on random factors the error is the same as BLAS's: 1000×784 @ 784×512, worst error
+1.5e-7 of Σ|x||y| against float64, OpenBLAS's 1.6e-7). This is the emulation of float32 products by
+bfloat16 ones described by Henry, Tang and Heinecke (2019), "Leveraging the bfloat16 artificial
+intelligence datatype for higher-precision computations".
 
 :func:`matmul` splits ``a``'s rows into the three parts, in tiles of 16 rows × 32 columns, each tile
 1 KB of contiguous memory (:func:`_split_ir`); splits and packs ``b`` the same way, in the pairs layout
 the tile product reads (two rows' values side by side: :func:`_pack_ir`); then each thread computes
 its share of 32-row blocks of the result (:func:`_product_ir`), each block 2 × 2 accumulator tiles
 over the whole K, the six products of a K step in an order that reloads no tile a running product
-still reads (measured: a schedule that did ran at 40% of the unit's rate, this one at 97%, from L1).
-Values that are not finite (or round to infinity as bfloat16) would not survive the split (inf − inf), and
-the unit flushes products below float32's normal range to zero, which for very small factors would lose
-more than float32's rounding (:data:`SMALLEST`): the split reports such values, :func:`matmul` returns
-None, and the caller's BLAS does the product.
+still reads (measured with the tiles in L1: a schedule that did ran at 44% of the unit's rate, this one
+at 99%; on 1000×784 @ 784×512 the kernel runs at 1.5 TFLOP/s of bfloat16 products on one core, 47%:
+each 2 × 2 block reads its parts of ``a`` and ``b`` from L2).
+The unit flushes products below float32's normal range (2⁻¹²⁶) to zero, which would lose more than
+float32's rounding where factors are very small, and the parts of a value near float32's largest would
+overflow: the split reports each matrix's smallest nonzero magnitude and any value of :data:`LARGEST` or
+more (infinities and NaN included), and :func:`matmul` returns None — the caller's BLAS does the product —
+unless every product of two nonzero factors is at least :data:`SMALLEST_PRODUCT`.
 
 The kernels are LLVM IR (llvmlite, as :mod:`.microkernel`), compiled once per process for the host
 CPU. Linux lends a process the tile registers' 8 KB of state only when asked
@@ -39,7 +44,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .. import aligned_empty, parallel
-from .microkernel import _const, _init, _intrinsic, _loop
+from .microkernel import _const, _init, _intrinsic, _loop, _machine_code
 
 TILE_ROWS = 16
 """Rows of a tile; a tile row is 64 bytes: 32 bfloat16 values (or 16 pairs)."""
@@ -88,7 +93,7 @@ def _host_has_tiles() -> bool:
     return ctypes.CDLL(None, use_errno=True).syscall(arch_prctl, req_xcomp_perm, xtiledata) == 0
 
 
-def _splat(vector_type, value):
+def _fill(vector_type, value):
     return ir.Constant(vector_type, [value] * _W)
 
 
@@ -107,112 +112,120 @@ def _load_row(b, row, start, count, inside):
     mask = b.icmp_signed("<", columns, _lanes(b, b.trunc(count, _I32), _VI32))
     mask = b.and_(mask, _lanes(b, inside, _VI1))
     pointer = b.bitcast(b.gep(row, [start]), _VF32.as_pointer())
-    return b.call(masked_load, [pointer, ir.Constant(_I32, 4), mask, _splat(_VF32, 0.0)])
+    return b.call(masked_load, [pointer, ir.Constant(_I32, 4), mask, _fill(_VF32, 0.0)])
 
 
-SMALLEST = 2.0 ** -51
-"""The smallest magnitude (zero aside) a factor may have. The matrix unit flushes products below float32's
-normal range (2⁻¹²⁶) to zero; for two factors of at least 2⁻⁵¹ their product is at least 2⁻¹⁰², so a term
-lost that way is below 2⁻²⁴ of it (float32's rounding unit). A matrix with a smaller value is left to BLAS,
-as one with a value that is not finite is."""
-_SMALLEST_BITS = (127 - 51) << 23
+LARGEST = 2.0 ** 63
+"""Factors of this magnitude or more (with infinities and NaN) are left to BLAS: products of two smaller
+ones stay below 2¹²⁶, so that no part's product overflows where x·y would not."""
+_LARGEST_BITS = (127 + 63) << 23
+
+SMALLEST_PRODUCT = 2.0 ** -102
+"""The least |x·y| of two nonzero factors for which the unit's flushing of products below 2⁻¹²⁶ to zero
+loses less than 2⁻²⁴ of it (float32's rounding unit); :func:`matmul` checks it with each matrix's
+smallest nonzero magnitude."""
+_NONE_BITS = 0x7F800000  # a zero's magnitude in the minimum: +inf's bits, above every finite value
 
 
-def _split(b, x):
-    """The bfloat16 parts (h, m, l) of the 16 floats ``x`` as <16 x i16>, and the lanes that do not split:
-    x or h not finite, or 0 < |x| < :data:`SMALLEST`."""
+def _split(b, x, least, bad):
+    """The bfloat16 parts (h, m, l) of the 16 floats ``x`` as <16 x i16>; ``least`` (the smallest nonzero
+    magnitudes so far, as bits) and ``bad`` (the lanes that met a value of :data:`LARGEST` or more) with
+    ``x`` taken in."""
 
     def nearest(bits):  # the bfloat16 nearest, ties to even, in the high half of the float's bits
-        odd = b.and_(b.lshr(bits, _splat(_VI32, 16)), _splat(_VI32, 1))
-        return b.and_(b.add(b.add(bits, _splat(_VI32, 0x7FFF)), odd), _splat(_VI32, -(1 << 16)))
+        odd = b.and_(b.lshr(bits, _fill(_VI32, 16)), _fill(_VI32, 1))
+        return b.and_(b.add(b.add(bits, _fill(_VI32, 0x7FFF)), odd), _fill(_VI32, -(1 << 16)))
 
     bits = b.bitcast(x, _VI32)
     h = nearest(bits)
     rest = b.fsub(x, b.bitcast(h, _VF32))
     m = nearest(b.bitcast(rest, _VI32))
     l_ = nearest(b.bitcast(b.fsub(rest, b.bitcast(m, _VF32)), _VI32))
-    exponent = _splat(_VI32, 0x7F800000)
-    magnitude = b.and_(bits, _splat(_VI32, 0x7FFFFFFF))
-    tiny = b.and_(b.icmp_unsigned("<", magnitude, _splat(_VI32, _SMALLEST_BITS)),
-                  b.icmp_unsigned("!=", magnitude, _splat(_VI32, 0)))
-    bad = b.or_(b.or_(b.icmp_unsigned("==", b.and_(bits, exponent), exponent),
-                      b.icmp_unsigned("==", b.and_(h, exponent), exponent)), tiny)
-    return [b.trunc(b.lshr(p, _splat(_VI32, 16)), _VI16) for p in (h, m, l_)], bad
+    magnitude = b.and_(bits, _fill(_VI32, 0x7FFFFFFF))
+    bad = b.or_(bad, b.icmp_unsigned(">=", magnitude, _fill(_VI32, _LARGEST_BITS)))
+    nonzero = b.select(b.icmp_unsigned("==", magnitude, _fill(_VI32, 0)), _fill(_VI32, _NONE_BITS), magnitude)
+    least = b.select(b.icmp_unsigned("<", nonzero, least), nonzero, least)
+    return [b.trunc(b.lshr(p, _fill(_VI32, 16)), _VI16) for p in (h, m, l_)], least, bad
 
 
-def _any(b, lanes):
-    return b.zext(b.icmp_unsigned("!=", b.bitcast(lanes, _I16), ir.Constant(_I16, 0)), _I64)
+def _bounds_start():
+    return [_fill(_VI32, _NONE_BITS), ir.Constant(_VI1, [0] * _W)]
+
+
+def _bounds_result(b, least, bad):
+    """-1 when a lane met a value of :data:`LARGEST` or more; else the smallest nonzero magnitude's bits."""
+    reduce_min = _intrinsic(b.module, "llvm.vector.reduce.umin.v16i32", _I32, [_VI32])
+    smallest = b.zext(b.call(reduce_min, [least]), _I64)
+    any_bad = b.icmp_unsigned("!=", b.bitcast(bad, _I16), ir.Constant(_I16, 0))
+    return b.select(any_bad, _const(-1), smallest)
 
 
 def _split_ir(module):
     """i64 split_rows(x, rows, cols, ld, r0, r1, k_chunks, parts): rows r0..r1 (any past ``rows`` as
     zeros) of the float32 matrix x (``ld`` floats apart) as tiles: tile (row tile, K chunk) holds its
-    three parts, 1 KB each, one after another; returns 1 when a value is not finite."""
+    three parts, 1 KB each, one after another; returns what :func:`_bounds_result` says of the rows."""
     fp, sp = _F32.as_pointer(), _I16.as_pointer()
     fn = ir.Function(module, ir.FunctionType(_I64, [fp, _I64, _I64, _I64, _I64, _I64, _I64, sp]), "split_rows")
     x, rows, cols, ld, r0, r1, k_chunks, parts = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     tile_values = _TILE_BYTES // 2
 
-    def row_body(r, bad):
+    def row_body(r, bounds):
         inside = b.icmp_signed("<", r, rows)
         source = b.gep(x, [b.mul(b.select(inside, r, _const(0)), ld)])
         tile_row = b.mul(b.sdiv(r, _const(TILE_ROWS)), b.mul(k_chunks, _const(PARTS * tile_values)))
         target = b.gep(parts, [b.add(tile_row, b.mul(b.srem(r, _const(TILE_ROWS)), _const(32)))])
 
-        def vector_body(v, bad):
-            values, bad_now = _split(b, _load_row(b, source, b.mul(v, _const(_W)), cols, inside))
+        def vector_body(v, bounds):
+            values, *bounds = _split(b, _load_row(b, source, b.mul(v, _const(_W)), cols, inside), *bounds)
             chunk_start = b.mul(b.sdiv(v, _const(2)), _const(PARTS * tile_values))
             at = b.add(chunk_start, b.mul(b.srem(v, _const(2)), _const(_W)))
             for p, part in enumerate(values):
                 place = b.gep(target, [b.add(at, _const(p * tile_values))])
                 b.store(part, b.bitcast(place, _VI16.as_pointer()), align=2)
-            return [b.or_(bad[0], bad_now)]
+            return bounds
 
-        return _loop(b, _const(0), b.mul(k_chunks, _const(2)), bad, vector_body)
+        return _loop(b, _const(0), b.mul(k_chunks, _const(2)), bounds, vector_body)
 
-    bad = _loop(b, r0, r1, [ir.Constant(_VI1, [0] * _W)], row_body)[0]
-    b.ret(_any(b, bad))
+    b.ret(_bounds_result(b, *_loop(b, r0, r1, _bounds_start(), row_body)))
 
 
 def _pack_ir(module):
     """i64 pack_pairs(w, rows, cols, ld, p0, p1, k_chunks, parts): the row pairs p0..p1 of the float32
-    matrix w (K × N, ``ld`` floats apart; rows past K and columns past N as zeros) as the tiles the
-    product reads: tile (column tile, K chunk) holds its three parts, 1 KB each, whose row j has the
-    values of w's rows 2j and 2j + 1 of the chunk side by side for each of 16 columns; returns 1 when
-    a value is not finite."""
+    matrix w (K × N, ``ld`` floats apart; rows past K and columns past N, up to a multiple of 32, as zeros)
+    as the tiles the product reads: tile (column tile, K chunk) holds its three parts, 1 KB each, whose
+    row j has the values of w's rows 2j and 2j + 1 of the chunk side by side for each of 16 columns;
+    returns what :func:`_bounds_result` says of the rows."""
     fp, sp = _F32.as_pointer(), _I16.as_pointer()
     fn = ir.Function(module, ir.FunctionType(_I64, [fp, _I64, _I64, _I64, _I64, _I64, _I64, sp]), "pack_pairs")
     w, rows, cols, ld, p0, p1, k_chunks, parts = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     tile_values = _TILE_BYTES // 2
     side_by_side = ir.Constant(ir.VectorType(_I32, 2 * _W), [i // 2 + (_W if i % 2 else 0) for i in range(2 * _W)])
-    column_tiles = b.sdiv(b.add(cols, _const(_W - 1)), _const(_W))
+    column_tiles = b.mul(b.sdiv(b.add(cols, _const(BLOCK - 1)), _const(BLOCK)), _const(BLOCK // _W))
 
-    def pair_body(j, bad):
+    def pair_body(j, bounds):
         first = b.mul(j, _const(2))
         in_chunk = b.add(b.mul(b.sdiv(j, _const(TILE_ROWS)), _const(PARTS * tile_values)),
                          b.mul(b.srem(j, _const(TILE_ROWS)), _const(32)))
 
-        def tile_body(t, bad):
-            split_rows, bad_now = [], bad[0]
+        def tile_body(t, bounds):
+            split_rows = []
             for r in (first, b.add(first, _const(1))):
                 inside = b.icmp_signed("<", r, rows)
                 row = b.gep(w, [b.mul(b.select(inside, r, _const(0)), ld)])
-                values, bad_row = _split(b, _load_row(b, row, b.mul(t, _const(_W)), cols, inside))
+                values, *bounds = _split(b, _load_row(b, row, b.mul(t, _const(_W)), cols, inside), *bounds)
                 split_rows.append(values)
-                bad_now = b.or_(bad_now, bad_row)
             tile = b.add(b.mul(b.mul(t, k_chunks), _const(PARTS * tile_values)), in_chunk)
             for p in range(PARTS):
                 pair = b.shuffle_vector(split_rows[0][p], split_rows[1][p], side_by_side)
                 place = b.gep(parts, [b.add(tile, _const(p * tile_values))])
                 b.store(pair, b.bitcast(place, ir.VectorType(_I16, 2 * _W).as_pointer()), align=2)
-            return [bad_now]
+            return bounds
 
-        return _loop(b, _const(0), column_tiles, bad, tile_body)
+        return _loop(b, _const(0), column_tiles, bounds, tile_body)
 
-    bad = _loop(b, p0, p1, [ir.Constant(_VI1, [0] * _W)], pair_body)[0]
-    b.ret(_any(b, bad))
+    b.ret(_bounds_result(b, *_loop(b, p0, p1, _bounds_start(), pair_body)))
 
 
 def _product_ir(module):
@@ -298,18 +311,11 @@ def _compiled() -> bool:
         _split_ir(module)
         _pack_ir(module)
         _product_ir(module)
-        target = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
-        parsed = llvm.parse_assembly(str(module))
-        parsed.verify()
-        passes = llvm.create_pass_builder(target, llvm.create_pipeline_tuning_options(speed_level=3))
-        passes.getModulePassManager().run(parsed, passes)
-        engine = llvm.create_mcjit_compiler(parsed, target)
-        engine.finalize_object()
+        engine = _machine_code(module)
     except Exception:  # an llvmlite without the new pass manager, or an LLVM without the AMX intrinsics
         return False
     i64, p = ctypes.c_int64, ctypes.c_void_p
-    _state["engine"] = engine  # keeps the machine code alive
+    _state["engine"] = engine  # kept: it holds the machine code
     _state["split"] = ctypes.CFUNCTYPE(i64, p, *[i64] * 6, p)(engine.get_function_address("split_rows"))
     _state["pack"] = ctypes.CFUNCTYPE(i64, p, *[i64] * 6, p)(engine.get_function_address("pack_pairs"))
     _state["product"] = ctypes.CFUNCTYPE(None, p, p, p, *[i64] * 5, p)(engine.get_function_address("tile_product"))
@@ -333,19 +339,20 @@ def _buffer(name: str, values: int):
     megabytes would cost its page faults at every call)."""
     buffer = getattr(_scratch, name, None)
     if buffer is None or buffer.size < values:
-        buffer = aligned_empty((values,), np.uint16)
+        buffer = aligned_empty((values,), np.uint16, host=True)
         setattr(_scratch, name, buffer)
     return buffer
 
 
 def matmul(a, b):
     """``a @ b`` for float32 ``a`` (M, K) and ``b`` (K, N), each with contiguous rows, as a new (M, N)
-    float32 array — or None when a value of either is not finite or is below :data:`SMALLEST` in magnitude
-    (not zero): the caller's BLAS then multiplies, with IEEE's infinities, NaNs and subnormals. Needs
+    float32 array — or None when a value of either is :data:`LARGEST` or more in magnitude (infinities and
+    NaN too), or two nonzero ones could make a product below :data:`SMALLEST_PRODUCT`: the caller's BLAS
+    then multiplies, with IEEE's rules for those. Needs
     :func:`suited`. The work is split over :mod:`..parallel`'s threads by blocks of 32 rows."""
     m, k = a.shape
     n = b.shape[1]
-    if b.shape[0] != k or a.dtype.char != "f" or b.dtype.char != "f" or a.strides[1] != 4 or b.strides[1] != 4:
+    if b.shape[0] != k or a.dtype != np.float32 or b.dtype != np.float32 or a.strides[1] != 4 or b.strides[1] != 4:
         raise ValueError(f"tiles.matmul: float32 (M, K) @ (K, N) with contiguous rows, got {a.dtype}{a.shape} "
                          f"@ {b.dtype}{b.shape}")
     if a.strides[0] % 4 or b.strides[0] % 4 or a.strides[0] < 0 or b.strides[0] < 0:
@@ -362,18 +369,24 @@ def matmul(a, b):
     def prepare(i):
         r0, r1 = _share(blocks, threads, i)
         p0, p1 = pairs * i // threads, pairs * (i + 1) // threads
-        bad = split(a.ctypes.data, m, k, a.strides[0] // 4, r0 * BLOCK, r1 * BLOCK, k_chunks, a_parts.ctypes.data)
-        return bad | pack(b.ctypes.data, k, n, b.strides[0] // 4, p0, p1, k_chunks, b_parts.ctypes.data)
+        return (split(a.ctypes.data, m, k, a.strides[0] // 4, r0 * BLOCK, r1 * BLOCK, k_chunks, a_parts.ctypes.data),
+                pack(b.ctypes.data, k, n, b.strides[0] // 4, p0, p1, k_chunks, b_parts.ctypes.data))
 
     def multiply(i):
         r0, r1 = _share(blocks, threads, i)
         product(a_parts.ctypes.data, b_parts.ctypes.data, out.ctypes.data, cols * 4, r0, r1, k_chunks, cols // BLOCK,
                 config.ctypes.data)
 
-    if any(parallel.run(prepare, list(range(threads)))):
+    bounds = np.array(parallel.run(prepare, list(range(threads))), dtype=np.int64)  # (threads, 2: a, b)
+    if (bounds < 0).any():
+        return None
+    smallest_a, smallest_b = bounds.min(axis=0).astype(np.uint32).view(np.float32).astype(np.float64)
+    if smallest_a * smallest_b < SMALLEST_PRODUCT:  # (both +inf, from all zeros, pass)
         return None
     parallel.run(multiply, list(range(threads)))
-    return out[:m, :n] if (rows, cols) != (m, n) else out
+    if cols != n:
+        return np.ascontiguousarray(out[:m, :n])  # the callers' compiled kernels want contiguous arrays
+    return out[:m] if rows != m else out
 
 
 def _share(blocks: int, threads: int, i: int) -> tuple[int, int]:
