@@ -58,7 +58,7 @@ def test_rows_apart_in_memory_and_values_large_and_small():
         return (rng.uniform(1, 2, shape) * rng.choice([-1, 1], shape) * scale).astype(np.float32)
 
     wide_a, wide_b = values((70, 90), 1e15), values((60, 100), 1e-10)
-    wide_a[::7] *= np.float32(1e-30)  # rows near 1e-15: products near 1e-25, above tiles.SMALLEST_PRODUCT
+    wide_a[::7] *= np.float32(1e-30)  # rows near 1e-15: products near 1e-25, above tiles.SMALLEST
     a, b = wide_a[:, 3:63], wide_b[:, 5:45]  # rows 90 and 100 floats apart
     assert _worst_error(tiles.matmul(a, b), a, b) <= 2.0 ** -22
 
@@ -102,13 +102,16 @@ def test_values_too_large_to_split_are_left_to_blas(where, value, at, monkeypatc
 
 
 @needs_tiles
-def test_products_small_enough_to_be_flushed_are_left_to_blas():
+def test_factors_or_products_small_enough_to_be_flushed_are_left_to_blas():
     a, b = _factors(600, 101, 300, seed=4)
     a[-1, -1] = 1e-20
     assert _worst_error(tiles.matmul(a, b), a, b) <= 2.0 ** -22  # 1e-20 times b's values: far above 2**-102
     b[3, 3] = -1e-20  # 1e-40 could be a product: the unit would flush its parts
     assert tiles.matmul(a, b) is None
     np.testing.assert_allclose(parallel.matmul(a, b), a @ b, rtol=1e-6)
+    large_b = np.where(b < 0, -1e5, 1e5).astype(np.float32)  # products of 1e-35 with it: 1e-30, above 2**-102
+    a[-1, -1] = 1e-35  # but its own parts would fall below 2**-126, where the unit reads them as zero
+    assert tiles.matmul(a, large_b) is None
     a[:] = 0  # no nonzero factor in a: nothing to flush
     assert np.array_equal(tiles.matmul(a, b), np.zeros((600, 300), np.float32))
 

@@ -21,11 +21,12 @@ over the whole K, the six products of a K step in an order that reloads no tile 
 still reads (measured with the tiles in L1: a schedule that did ran at 44% of the unit's rate, this one
 at 99%; on 1000×784 @ 784×512 the kernel runs at 1.5 TFLOP/s of bfloat16 products on one core, 47%:
 each 2 × 2 block reads its parts of ``a`` and ``b`` from L2).
-The unit flushes products below float32's normal range (2⁻¹²⁶) to zero, which would lose more than
-float32's rounding where factors are very small, and the parts of a value near float32's largest would
-overflow: the split reports each matrix's smallest nonzero magnitude and any value of :data:`LARGEST` or
-more (infinities and NaN included), and :func:`matmul` returns None — the caller's BLAS does the product —
-unless every product of two nonzero factors is at least :data:`SMALLEST_PRODUCT`.
+The unit reads bfloat16 values below float32's normal range (2⁻¹²⁶) as zero and flushes such products
+to zero, which would lose more than float32's rounding where factors are very small, and the parts of a
+value near float32's largest would overflow: the split reports each matrix's smallest nonzero magnitude
+and any value of :data:`LARGEST` or more (infinities and NaN included), and :func:`matmul` returns None —
+the caller's BLAS does the product — unless every nonzero factor, and every product of two, is at least
+:data:`SMALLEST`.
 
 The kernels are LLVM IR (llvmlite, as :mod:`.microkernel`), compiled once per process for the host
 CPU. Linux lends a process the tile registers' 8 KB of state only when asked
@@ -120,10 +121,11 @@ LARGEST = 2.0 ** 63
 ones stay below 2¹²⁶, so that no part's product overflows where x·y would not."""
 _LARGEST_BITS = (127 + 63) << 23
 
-SMALLEST_PRODUCT = 2.0 ** -102
-"""The least |x·y| of two nonzero factors for which the unit's flushing of products below 2⁻¹²⁶ to zero
-loses less than 2⁻²⁴ of it (float32's rounding unit); :func:`matmul` checks it with each matrix's
-smallest nonzero magnitude."""
+SMALLEST = 2.0 ** -102
+"""The least magnitude of a nonzero factor, and of a product of two, that the unit takes. It reads
+bfloat16 values below 2⁻¹²⁶ as zero and flushes products below 2⁻¹²⁶ to zero: a part (or a product of
+parts) lost that way is below 2⁻²⁴ of its factor (or of x·y) when those are at least 2⁻¹⁰², float32's
+rounding unit. :func:`matmul` checks it with each matrix's smallest nonzero magnitude."""
 _NONE_BITS = 0x7F800000  # a zero's magnitude in the minimum: +inf's bits, above every finite value
 
 
@@ -347,7 +349,7 @@ def _buffer(name: str, values: int):
 def matmul(a, b):
     """``a @ b`` for float32 ``a`` (M, K) and ``b`` (K, N), each with contiguous rows, as a new (M, N)
     float32 array — or None when a value of either is :data:`LARGEST` or more in magnitude (infinities and
-    NaN too), or two nonzero ones could make a product below :data:`SMALLEST_PRODUCT`: the caller's BLAS
+    NaN too), or a nonzero one, or a product of two, could be below :data:`SMALLEST`: the caller's BLAS
     then multiplies, with IEEE's rules for those. Needs
     :func:`suited`. The work is split over :mod:`..parallel`'s threads by blocks of 32 rows."""
     m, k = a.shape
@@ -381,7 +383,7 @@ def matmul(a, b):
     if (bounds < 0).any():
         return None
     smallest_a, smallest_b = bounds.min(axis=0).astype(np.uint32).view(np.float32).astype(np.float64)
-    if smallest_a * smallest_b < SMALLEST_PRODUCT:  # (both +inf, from all zeros, pass)
+    if min(smallest_a, smallest_b, smallest_a * smallest_b) < SMALLEST:  # (+inf, from all zeros, passes)
         return None
     parallel.run(multiply, list(range(threads)))
     if cols != n:
