@@ -9,7 +9,7 @@ import pytest
 import shenjing
 from shenjing.backend import jit, parallel
 
-tiles = None
+tiles = _tiles = None  # the module where the unit is used, and the module whatever the host
 if jit.enabled():
     from shenjing.backend.kernels import tiles as _tiles
 
@@ -18,14 +18,8 @@ needs_tiles = pytest.mark.skipif(tiles is None, reason="no AMX-BF16 here, or the
 
 
 def test_the_unit_is_used_where_the_cpu_has_one():
-    if jit.enabled() and _tiles_module()._host_has_tiles():  # an IR or LLVM error must not pass for "no AMX"
+    if _tiles is not None and _tiles._host_has_tiles():  # an IR or LLVM error must not pass for "no AMX"
         assert tiles is not None
-
-
-def _tiles_module():
-    from shenjing.backend.kernels import tiles as module
-
-    return module
 
 
 def _factors(m, k, n, seed=0):
@@ -142,6 +136,8 @@ def test_parallel_matmul_takes_the_unit_for_the_shapes_it_wins(monkeypatch):
     jit.set_enabled(False)  # the conftest restores the switch
     parallel.matmul(a, b)
     assert not calls
+    with pytest.raises(ValueError, match="native float32"):
+        real(a.astype(">f4"), b)  # called directly, the unit refuses what it cannot read
 
 
 @needs_tiles

@@ -464,22 +464,18 @@ a thread's 32-row blocks of ``a`` then leave its L2 between column blocks)."""
 
 
 def _tile_product(a, b):
-    """``a @ b`` on the matrix unit when its shape and layout are the unit's (:data:`TILE_MIN_ROWS`) and the
-    compiled path and the unit are there; else None."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m < TILE_MIN_ROWS or n < TILE_MIN_COLUMNS or not TILE_DEPTHS[0] <= k <= TILE_DEPTHS[1]:
-        return None
-    float32 = _backend.numpy.float32
-    if a.dtype != float32 or b.dtype != float32 or a.strides[1] != 4 or b.strides[1] != 4:
-        return None  # (a byte-swapped float32 is not float32 here)
-    if a.strides[0] < 0 or b.strides[0] < 0 or a.strides[0] % 4 or b.strides[0] % 4:
+    """``a @ b`` on the matrix unit when ``tiles.takes`` them and the compiled path and the unit are
+    there; else None, also for values the unit cannot take (BLAS keeps IEEE's rules for those). The
+    caller has checked the shape bounds (:data:`TILE_MIN_ROWS`)."""
+    if _state.get("tiles") is False:
         return None
     from . import jit  # the compiled path (llvmlite) loads on first use: ``import shenjing`` stays fast
     tiles = jit.kernels("tiles")
     if tiles is None or not tiles.suited():
+        if tiles is not None:
+            _state["tiles"] = False  # no unit here: asked once
         return None
-    return tiles.matmul(a, b)  # None for values the unit cannot take: BLAS keeps IEEE's rules for those
+    return tiles.matmul(a, b) if tiles.takes(a, b) else None
 
 
 def matmul(a, b, out=None):
@@ -489,7 +485,8 @@ def matmul(a, b, out=None):
     at the first parallel region or :func:`threads` call)."""
     xp = _backend.xp
     m, n = a.shape[0], b.shape[1]
-    if out is None and xp.__name__ == "numpy":
+    if (m >= TILE_MIN_ROWS and n >= TILE_MIN_COLUMNS and TILE_DEPTHS[0] <= a.shape[1] <= TILE_DEPTHS[1]
+            and out is None and xp.__name__ == "numpy"):
         product = _tile_product(a, b)
         if product is not None:
             return product

@@ -510,6 +510,8 @@ def lstm_ready() -> bool:
 def _machine_code(module):
     """The IR ``module`` optimised and compiled for the host CPU: an execution engine to take the
     functions' addresses from (their code lives as long as it does)."""
+    _init()
+    module.triple = llvm.get_process_triple()
     target = llvm.Target.from_default_triple().create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3)
     parsed = llvm.parse_assembly(str(module))
@@ -524,7 +526,7 @@ def _machine_code(module):
 def _compile(lstm: bool):
     _init()
     module = ir.Module("shenjing_microkernels")
-    module.triple = llvm.get_process_triple()
+    module.triple = llvm.get_process_triple()  # (the barrier asks it before compiling)
     fma = ir.Function(module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v16f32")
     for name, unit_step in _FUNCTIONS.items():
         _product_ir(module, fma, name, unit_step)

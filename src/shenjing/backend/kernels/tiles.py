@@ -45,7 +45,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .. import aligned_empty, parallel
-from .microkernel import _const, _init, _intrinsic, _loop, _machine_code
+from .microkernel import LANES, _const, _init, _intrinsic, _loop, _machine_code
 
 TILE_ROWS = 16
 """Rows of a tile; a tile row is 64 bytes: 32 bfloat16 values (or 16 pairs)."""
@@ -64,9 +64,11 @@ STEPS = ((0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (0, 2))
 that runs (grouped by the part of ``b``, so that one of the two operands stays loaded)."""
 
 _TILE_BYTES = TILE_ROWS * 64
+_TILE_VALUES = 32  # bfloat16 values in a tile row: a K chunk
+_PART_VALUES = _TILE_BYTES // 2  # bfloat16 values in a tile
 _I1, _I8, _I16, _I32, _I64, _F32 = (ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64),
                                     ir.FloatType())
-_W = 16  # lanes of a float32 vector
+_W = LANES
 _VI32, _VF32, _VI16, _VI1 = (ir.VectorType(t, _W) for t in (_I32, _F32, _I16, _I1))
 _P8 = _I8.as_pointer()
 _state: dict = {}
@@ -170,20 +172,19 @@ def _split_ir(module):
     fn = ir.Function(module, ir.FunctionType(_I64, [fp, _I64, _I64, _I64, _I64, _I64, _I64, sp]), "split_rows")
     x, rows, cols, ld, r0, r1, k_chunks, parts = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    tile_values = _TILE_BYTES // 2
 
     def row_body(r, bounds):
         inside = b.icmp_signed("<", r, rows)
         source = b.gep(x, [b.mul(b.select(inside, r, _const(0)), ld)])
-        tile_row = b.mul(b.sdiv(r, _const(TILE_ROWS)), b.mul(k_chunks, _const(PARTS * tile_values)))
-        target = b.gep(parts, [b.add(tile_row, b.mul(b.srem(r, _const(TILE_ROWS)), _const(32)))])
+        tile_row = b.mul(b.sdiv(r, _const(TILE_ROWS)), b.mul(k_chunks, _const(PARTS * _PART_VALUES)))
+        target = b.gep(parts, [b.add(tile_row, b.mul(b.srem(r, _const(TILE_ROWS)), _const(_TILE_VALUES)))])
 
         def vector_body(v, bounds):
             values, *bounds = _split(b, _load_row(b, source, b.mul(v, _const(_W)), cols, inside), *bounds)
-            chunk_start = b.mul(b.sdiv(v, _const(2)), _const(PARTS * tile_values))
+            chunk_start = b.mul(b.sdiv(v, _const(2)), _const(PARTS * _PART_VALUES))
             at = b.add(chunk_start, b.mul(b.srem(v, _const(2)), _const(_W)))
             for p, part in enumerate(values):
-                place = b.gep(target, [b.add(at, _const(p * tile_values))])
+                place = b.gep(target, [b.add(at, _const(p * _PART_VALUES))])
                 b.store(part, b.bitcast(place, _VI16.as_pointer()), align=2)
             return bounds
 
@@ -202,14 +203,13 @@ def _pack_ir(module):
     fn = ir.Function(module, ir.FunctionType(_I64, [fp, _I64, _I64, _I64, _I64, _I64, _I64, sp]), "pack_pairs")
     w, rows, cols, ld, p0, p1, k_chunks, parts = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    tile_values = _TILE_BYTES // 2
     side_by_side = ir.Constant(ir.VectorType(_I32, 2 * _W), [i // 2 + (_W if i % 2 else 0) for i in range(2 * _W)])
     column_tiles = b.mul(b.sdiv(b.add(cols, _const(BLOCK - 1)), _const(BLOCK)), _const(BLOCK // _W))
 
     def pair_body(j, bounds):
         first = b.mul(j, _const(2))
-        in_chunk = b.add(b.mul(b.sdiv(j, _const(TILE_ROWS)), _const(PARTS * tile_values)),
-                         b.mul(b.srem(j, _const(TILE_ROWS)), _const(32)))
+        in_chunk = b.add(b.mul(b.sdiv(j, _const(TILE_ROWS)), _const(PARTS * _PART_VALUES)),
+                         b.mul(b.srem(j, _const(TILE_ROWS)), _const(_TILE_VALUES)))
 
         def tile_body(t, bounds):
             split_rows = []
@@ -218,10 +218,10 @@ def _pack_ir(module):
                 row = b.gep(w, [b.mul(b.select(inside, r, _const(0)), ld)])
                 values, *bounds = _split(b, _load_row(b, row, b.mul(t, _const(_W)), cols, inside), *bounds)
                 split_rows.append(values)
-            tile = b.add(b.mul(b.mul(t, k_chunks), _const(PARTS * tile_values)), in_chunk)
+            tile = b.add(b.mul(b.mul(t, k_chunks), _const(PARTS * _PART_VALUES)), in_chunk)
             for p in range(PARTS):
                 pair = b.shuffle_vector(split_rows[0][p], split_rows[1][p], side_by_side)
-                place = b.gep(parts, [b.add(tile, _const(p * tile_values))])
+                place = b.gep(parts, [b.add(tile, _const(p * _PART_VALUES))])
                 b.store(pair, b.bitcast(place, ir.VectorType(_I16, 2 * _W).as_pointer()), align=2)
             return bounds
 
@@ -309,7 +309,6 @@ def _compiled() -> bool:
     """Compile the kernels (once); False where llvmlite cannot."""
     try:
         module = ir.Module("shenjing_tiles")
-        module.triple = llvm.get_process_triple()
         _split_ir(module)
         _pack_ir(module)
         _product_ir(module)
@@ -318,8 +317,9 @@ def _compiled() -> bool:
         return False
     i64, p = ctypes.c_int64, ctypes.c_void_p
     _state["engine"] = engine  # kept: it holds the machine code
-    _state["split"] = ctypes.CFUNCTYPE(i64, p, *[i64] * 6, p)(engine.get_function_address("split_rows"))
-    _state["pack"] = ctypes.CFUNCTYPE(i64, p, *[i64] * 6, p)(engine.get_function_address("pack_pairs"))
+    prototype = ctypes.CFUNCTYPE(i64, p, *[i64] * 6, p)  # split_rows and pack_pairs
+    _state["split"] = prototype(engine.get_function_address("split_rows"))
+    _state["pack"] = prototype(engine.get_function_address("pack_pairs"))
     _state["product"] = ctypes.CFUNCTYPE(None, p, p, p, *[i64] * 5, p)(engine.get_function_address("tile_product"))
     config = np.zeros(64, np.uint8)  # palette 1; all eight tiles 16 rows of 64 bytes
     config[0] = 1
@@ -346,50 +346,50 @@ def _buffer(name: str, values: int):
     return buffer
 
 
+def takes(a, b) -> bool:
+    """Whether :func:`matmul` can read ``a`` and ``b``: native float32 (M, K) and (K, N) matrices whose rows
+    are contiguous and whole floats apart, in order."""
+    return (a.ndim == 2 and b.ndim == 2 and b.shape[0] == a.shape[1]
+            and a.dtype == np.float32 and b.dtype == np.float32  # (a byte-swapped float32 is not float32 here)
+            and a.strides[1] == 4 and b.strides[1] == 4 and a.strides[0] >= 0 and b.strides[0] >= 0
+            and not a.strides[0] % 4 and not b.strides[0] % 4)
+
+
 def matmul(a, b):
-    """``a @ b`` for float32 ``a`` (M, K) and ``b`` (K, N), each with contiguous rows, as a new (M, N)
-    float32 array — or None when a value of either is :data:`LARGEST` or more in magnitude (infinities and
-    NaN too), or a nonzero one, or a product of two, could be below :data:`SMALLEST`: the caller's BLAS
-    then multiplies, with IEEE's rules for those. Needs
-    :func:`suited`. The work is split over :mod:`..parallel`'s threads by blocks of 32 rows."""
-    m, k = a.shape
-    n = b.shape[1]
-    if b.shape[0] != k or a.dtype != np.float32 or b.dtype != np.float32 or a.strides[1] != 4 or b.strides[1] != 4:
-        raise ValueError(f"tiles.matmul: float32 (M, K) @ (K, N) with contiguous rows, got {a.dtype}{a.shape} "
-                         f"@ {b.dtype}{b.shape}")
-    if a.strides[0] % 4 or b.strides[0] % 4 or a.strides[0] < 0 or b.strides[0] < 0:
-        raise ValueError("tiles.matmul: the rows must be whole floats apart, in order")
-    rows, cols, depth = _up(m, BLOCK), _up(n, BLOCK), _up(k, 32)
-    k_chunks, blocks = depth // 32, rows // BLOCK
+    """``a @ b`` for matrices :func:`takes` takes, as a new C-contiguous (M, N) float32 array — or None
+    when a value of either is :data:`LARGEST` or more in magnitude (infinities and NaN too), or a nonzero
+    one, or a product of two, could be below :data:`SMALLEST`: the caller's BLAS then multiplies, with
+    IEEE's rules for those. Needs :func:`suited`. The pool's threads (:mod:`..parallel`) share the
+    splitting of ``a`` by blocks of 32 rows and the packing of ``b`` by pairs of rows, then the product by
+    blocks of 32 rows."""
+    if not takes(a, b):
+        raise ValueError(f"tiles.matmul: native float32 (M, K) @ (K, N) with contiguous rows, got "
+                         f"{a.dtype}{a.shape} with strides {a.strides} @ {b.dtype}{b.shape} with strides {b.strides}")
+    (m, k), n = a.shape, b.shape[1]
+    rows, cols, depth = _up(m, BLOCK), _up(n, BLOCK), _up(k, _TILE_VALUES)
+    k_chunks, blocks = depth // _TILE_VALUES, rows // BLOCK
     a_parts = _buffer("a", rows * depth * PARTS)
     b_parts = _buffer("b", cols * depth * PARTS)
     out = np.empty((rows, cols), np.float32)
     threads = max(1, min(parallel.threads(), blocks))
-    pairs = depth // 2
+    row_blocks = parallel._even_blocks(0, blocks, threads)
+    shares = list(zip(row_blocks, parallel._even_blocks(0, depth // 2, threads)))
     split, pack, product, config = _state["split"], _state["pack"], _state["product"], _state["config"]
 
-    def prepare(i):
-        r0, r1 = _share(blocks, threads, i)
-        p0, p1 = pairs * i // threads, pairs * (i + 1) // threads
+    def prepare(share):
+        (r0, r1), (p0, p1) = share
         return (split(a.ctypes.data, m, k, a.strides[0] // 4, r0 * BLOCK, r1 * BLOCK, k_chunks, a_parts.ctypes.data),
                 pack(b.ctypes.data, k, n, b.strides[0] // 4, p0, p1, k_chunks, b_parts.ctypes.data))
 
-    def multiply(i):
-        r0, r1 = _share(blocks, threads, i)
-        product(a_parts.ctypes.data, b_parts.ctypes.data, out.ctypes.data, cols * 4, r0, r1, k_chunks, cols // BLOCK,
-                config.ctypes.data)
+    def multiply(row_block):
+        product(a_parts.ctypes.data, b_parts.ctypes.data, out.ctypes.data, cols * 4, *row_block, k_chunks,
+                cols // BLOCK, config.ctypes.data)
 
-    bounds = np.array(parallel.run(prepare, list(range(threads))), dtype=np.int64)  # (threads, 2: a, b)
+    bounds = np.array(parallel.run(prepare, shares), dtype=np.int64)  # (threads, 2: a, b)
     if (bounds < 0).any():
         return None
     smallest_a, smallest_b = bounds.min(axis=0).astype(np.uint32).view(np.float32).astype(np.float64)
     if min(smallest_a, smallest_b, smallest_a * smallest_b) < SMALLEST:  # (+inf, from all zeros, passes)
         return None
-    parallel.run(multiply, list(range(threads)))
-    if cols != n:
-        return np.ascontiguousarray(out[:m, :n])  # the callers' compiled kernels want contiguous arrays
-    return out[:m] if rows != m else out
-
-
-def _share(blocks: int, threads: int, i: int) -> tuple[int, int]:
-    return blocks * i // threads, blocks * (i + 1) // threads
+    parallel.run(multiply, row_blocks)
+    return np.ascontiguousarray(out[:m, :n])  # a copy only when N is not a multiple of 32
