@@ -67,10 +67,15 @@ _lock = threading.Lock()  # one compilation: the first calls may come from sever
 
 def suited() -> bool:
     """Whether the host CPU has the 512-bit vectors the blocking is made for (AVX-512F)."""
-    if "suited" not in _state:  # asking LLVM costs ~0.15 ms
+    return "+avx512f" in host_features()
+
+
+def host_features() -> frozenset:
+    """The host CPU's features as LLVM names them (``+avx512f``, ``+amx-bf16``, …; asked once: ~0.15 ms)."""
+    if "features" not in _state:
         _init()
-        _state["suited"] = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
-    return _state["suited"]
+        _state["features"] = frozenset(llvm.get_host_cpu_features().flatten().split(","))
+    return _state["features"]
 
 
 def _init() -> None:
@@ -123,10 +128,11 @@ def _vector_at(b, base, offset):
     return b.bitcast(b.gep(base, [offset]), _VEC.as_pointer())
 
 
-def _broadcast(b, scalar):
-    lanes = b.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(_I32, 0))
-    return b.shuffle_vector(lanes, ir.Constant(_VEC, ir.Undefined), ir.Constant(ir.VectorType(_I32, LANES),
-                                                                                    [0] * LANES))
+def _broadcast(b, scalar, vector_type=_VEC):
+    """``scalar`` in every lane of a ``vector_type`` vector (float32 by default)."""
+    lanes = b.insert_element(ir.Constant(vector_type, ir.Undefined), scalar, ir.Constant(_I32, 0))
+    return b.shuffle_vector(lanes, ir.Constant(vector_type, ir.Undefined),
+                            ir.Constant(ir.VectorType(_I32, vector_type.count), [0] * vector_type.count))
 
 
 def _product_ir(module, fma, name, unit_step):
@@ -236,8 +242,11 @@ _TANH_Q = (1.0, 0.4641734875118166, 0.024495229287627443, 0.00025461628912145306
 it is within 6 ulp of tanh (3.6e-7 absolute); NumPy's float32 tanh is within 1.4 ulp."""
 
 
-def _splat(value):
-    return ir.Constant(_VEC, [float(value)] * LANES)
+def _splat(value, vector_type=_VEC):
+    """The constant vector with ``value`` in every lane (float32 by default)."""
+    if isinstance(vector_type.element, ir.FloatType):
+        value = float(value)
+    return ir.Constant(vector_type, [value] * vector_type.count)
 
 
 def _tanh_ir(b, fma, x):
@@ -586,7 +595,7 @@ def window_product(x, pixel_offsets, segment_offsets, seg_len, w, out, bias=None
 def _check_layout(caller, floats_label, floats, ints_label, ints):
     """Raise unless ``floats`` are C-contiguous float32 and ``ints`` contiguous int64: the kernels read
     and write them through raw pointers (checked always, not asserted)."""
-    if not all(x.dtype.char == "f" and x.flags.c_contiguous for x in floats):
+    if not all(x.dtype == np.float32 and x.flags.c_contiguous for x in floats):  # (not byte-swapped)
         raise ValueError(f"{caller}: {floats_label} must be C-contiguous float32")
     if not all(x.dtype.kind == "i" and x.itemsize == 8 and x.flags.c_contiguous for x in ints):
         raise ValueError(f"{caller}: {ints_label} must be contiguous int64")
@@ -595,7 +604,7 @@ def _check_layout(caller, floats_label, floats, ints_label, ints):
 def strided_rows(g) -> bool:
     """Whether a kernel can read the float32 array ``g`` at its strides through a raw pointer: contiguous
     rows (the last axis) and non-negative strides in whole elements (:func:`lstm_backward`'s ``g``)."""
-    return g.dtype.char == "f" and g.strides[-1] == 4 and all(step >= 0 and step % 4 == 0 for step in g.strides)
+    return g.dtype == np.float32 and g.strides[-1] == 4 and all(step >= 0 and step % 4 == 0 for step in g.strides)
 
 
 def _zeros(f):

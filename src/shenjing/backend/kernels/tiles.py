@@ -40,12 +40,24 @@ import ctypes
 import platform
 import threading
 
-import llvmlite.binding as llvm
 import llvmlite.ir as ir
 import numpy as np
 
 from .. import aligned_empty, parallel
-from .microkernel import LANES, _const, _init, _intrinsic, _loop, _machine_code
+from .microkernel import (
+    _F32,
+    _I32,
+    _I64,
+    LANES,
+    _broadcast,
+    _const,
+    _intrinsic,
+    _loop,
+    _machine_code,
+    _splat,
+    host_features,
+    strided_rows,
+)
 
 TILE_ROWS = 16
 """Rows of a tile; a tile row is 64 bytes: 32 bfloat16 values (or 16 pairs)."""
@@ -66,8 +78,7 @@ that runs (grouped by the part of ``b``, so that one of the two operands stays l
 _TILE_BYTES = TILE_ROWS * 64
 _TILE_VALUES = 32  # bfloat16 values in a tile row: a K chunk
 _PART_VALUES = _TILE_BYTES // 2  # bfloat16 values in a tile
-_I1, _I8, _I16, _I32, _I64, _F32 = (ir.IntType(1), ir.IntType(8), ir.IntType(16), ir.IntType(32), ir.IntType(64),
-                                    ir.FloatType())
+_I1, _I8, _I16 = ir.IntType(1), ir.IntType(8), ir.IntType(16)
 _W = LANES
 _VI32, _VF32, _VI16, _VI1 = (ir.VectorType(t, _W) for t in (_I32, _F32, _I16, _I1))
 _P8 = _I8.as_pointer()
@@ -88,22 +99,10 @@ def suited() -> bool:
 def _host_has_tiles() -> bool:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
         return False
-    _init()
-    features = llvm.get_host_cpu_features().flatten().split(",")
-    if "+amx-bf16" not in features or "+amx-tile" not in features:
+    if not {"+amx-bf16", "+amx-tile"} <= host_features():
         return False
     arch_prctl, req_xcomp_perm, xtiledata = 158, 0x1023, 18  # SYS_arch_prctl on x86-64; <asm/prctl.h>
     return ctypes.CDLL(None, use_errno=True).syscall(arch_prctl, req_xcomp_perm, xtiledata) == 0
-
-
-def _fill(vector_type, value):
-    return ir.Constant(vector_type, [value] * _W)
-
-
-def _lanes(b, value, vector_type):
-    """``value`` (a scalar) in every lane."""
-    one = b.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(_I32, 0))
-    return b.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined), ir.Constant(_VI32, [0] * _W))
 
 
 def _load_row(b, row, start, count, inside):
@@ -111,11 +110,11 @@ def _load_row(b, row, start, count, inside):
     ``inside``) read as 0 without touching memory."""
     masked_load = _intrinsic(b.module, "llvm.masked.load.v16f32.p0", _VF32,
                              [_VF32.as_pointer(), _I32, _VI1, _VF32])
-    columns = b.add(_lanes(b, b.trunc(start, _I32), _VI32), ir.Constant(_VI32, list(range(_W))))
-    mask = b.icmp_signed("<", columns, _lanes(b, b.trunc(count, _I32), _VI32))
-    mask = b.and_(mask, _lanes(b, inside, _VI1))
+    columns = b.add(_broadcast(b, b.trunc(start, _I32), _VI32), ir.Constant(_VI32, list(range(_W))))
+    mask = b.icmp_signed("<", columns, _broadcast(b, b.trunc(count, _I32), _VI32))
+    mask = b.and_(mask, _broadcast(b, inside, _VI1))
     pointer = b.bitcast(b.gep(row, [start]), _VF32.as_pointer())
-    return b.call(masked_load, [pointer, ir.Constant(_I32, 4), mask, _fill(_VF32, 0.0)])
+    return b.call(masked_load, [pointer, ir.Constant(_I32, 4), mask, _splat(0.0, _VF32)])
 
 
 LARGEST = 2.0 ** 63
@@ -131,29 +130,36 @@ rounding unit. :func:`matmul` checks it with each matrix's smallest nonzero magn
 _NONE_BITS = 0x7F800000  # a zero's magnitude in the minimum: +inf's bits, above every finite value
 
 
+def _row_at(b, matrix, r, rows, ld):
+    """Whether row ``r`` is one of the matrix's ``rows``, and a pointer to it (to row 0 when it is not: the
+    masked loads then read nothing)."""
+    inside = b.icmp_signed("<", r, rows)
+    return inside, b.gep(matrix, [b.mul(b.select(inside, r, _const(0)), ld)])
+
+
 def _split(b, x, least, bad):
     """The bfloat16 parts (h, m, l) of the 16 floats ``x`` as <16 x i16>; ``least`` (the smallest nonzero
     magnitudes so far, as bits) and ``bad`` (the lanes that met a value of :data:`LARGEST` or more) with
     ``x`` taken in."""
 
     def nearest(bits):  # the bfloat16 nearest, ties to even, in the high half of the float's bits
-        odd = b.and_(b.lshr(bits, _fill(_VI32, 16)), _fill(_VI32, 1))
-        return b.and_(b.add(b.add(bits, _fill(_VI32, 0x7FFF)), odd), _fill(_VI32, -(1 << 16)))
+        odd = b.and_(b.lshr(bits, _splat(16, _VI32)), _splat(1, _VI32))
+        return b.and_(b.add(b.add(bits, _splat(0x7FFF, _VI32)), odd), _splat(-(1 << 16), _VI32))
 
     bits = b.bitcast(x, _VI32)
     h = nearest(bits)
     rest = b.fsub(x, b.bitcast(h, _VF32))
     m = nearest(b.bitcast(rest, _VI32))
     l_ = nearest(b.bitcast(b.fsub(rest, b.bitcast(m, _VF32)), _VI32))
-    magnitude = b.and_(bits, _fill(_VI32, 0x7FFFFFFF))
-    bad = b.or_(bad, b.icmp_unsigned(">=", magnitude, _fill(_VI32, _LARGEST_BITS)))
-    nonzero = b.select(b.icmp_unsigned("==", magnitude, _fill(_VI32, 0)), _fill(_VI32, _NONE_BITS), magnitude)
+    magnitude = b.and_(bits, _splat(0x7FFFFFFF, _VI32))
+    bad = b.or_(bad, b.icmp_unsigned(">=", magnitude, _splat(_LARGEST_BITS, _VI32)))
+    nonzero = b.select(b.icmp_unsigned("==", magnitude, _splat(0, _VI32)), _splat(_NONE_BITS, _VI32), magnitude)
     least = b.select(b.icmp_unsigned("<", nonzero, least), nonzero, least)
-    return [b.trunc(b.lshr(p, _fill(_VI32, 16)), _VI16) for p in (h, m, l_)], least, bad
+    return [b.trunc(b.lshr(p, _splat(16, _VI32)), _VI16) for p in (h, m, l_)], least, bad
 
 
 def _bounds_start():
-    return [_fill(_VI32, _NONE_BITS), ir.Constant(_VI1, [0] * _W)]
+    return [_splat(_NONE_BITS, _VI32), ir.Constant(_VI1, [0] * _W)]
 
 
 def _bounds_result(b, least, bad):
@@ -174,8 +180,7 @@ def _split_ir(module):
     b = ir.IRBuilder(fn.append_basic_block("entry"))
 
     def row_body(r, bounds):
-        inside = b.icmp_signed("<", r, rows)
-        source = b.gep(x, [b.mul(b.select(inside, r, _const(0)), ld)])
+        inside, source = _row_at(b, x, r, rows, ld)
         tile_row = b.mul(b.sdiv(r, _const(TILE_ROWS)), b.mul(k_chunks, _const(PARTS * _PART_VALUES)))
         target = b.gep(parts, [b.add(tile_row, b.mul(b.srem(r, _const(TILE_ROWS)), _const(_TILE_VALUES)))])
 
@@ -214,8 +219,7 @@ def _pack_ir(module):
         def tile_body(t, bounds):
             split_rows = []
             for r in (first, b.add(first, _const(1))):
-                inside = b.icmp_signed("<", r, rows)
-                row = b.gep(w, [b.mul(b.select(inside, r, _const(0)), ld)])
+                inside, row = _row_at(b, w, r, rows, ld)
                 values, *bounds = _split(b, _load_row(b, row, b.mul(t, _const(_W)), cols, inside), *bounds)
                 split_rows.append(values)
             tile = b.add(b.mul(b.mul(t, k_chunks), _const(PARTS * _PART_VALUES)), in_chunk)
@@ -347,12 +351,9 @@ def _buffer(name: str, values: int):
 
 
 def takes(a, b) -> bool:
-    """Whether :func:`matmul` can read ``a`` and ``b``: native float32 (M, K) and (K, N) matrices whose rows
-    are contiguous and whole floats apart, in order."""
-    return (a.ndim == 2 and b.ndim == 2 and b.shape[0] == a.shape[1]
-            and a.dtype == np.float32 and b.dtype == np.float32  # (a byte-swapped float32 is not float32 here)
-            and a.strides[1] == 4 and b.strides[1] == 4 and a.strides[0] >= 0 and b.strides[0] >= 0
-            and not a.strides[0] % 4 and not b.strides[0] % 4)
+    """Whether :func:`matmul` can read ``a`` and ``b``: float32 (M, K) and (K, N) matrices whose rows are
+    contiguous and whole floats apart, in order (``microkernel.strided_rows``)."""
+    return a.ndim == 2 and b.ndim == 2 and b.shape[0] == a.shape[1] and strided_rows(a) and strided_rows(b)
 
 
 def matmul(a, b):
